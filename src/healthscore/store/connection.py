@@ -1,0 +1,178 @@
+"""Open the healthscore store: an embedded DuckDB file reached through Ibis."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+from ibis.backends.duckdb import Backend as DuckDBBackend
+
+from healthscore.exceptions import ConfigError, StoreError
+from healthscore.store.schema import SCHEMA_VERSION, TABLES
+
+__all__ = ["DEFAULT_STORE", "STORE_ENV_VAR", "Store", "resolve_store_path"]
+
+logger = logging.getLogger(__name__)
+
+STORE_ENV_VAR = "HEALTHSCORE_STORE"
+DEFAULT_STORE = Path("healthscore.duckdb")
+
+
+def resolve_store_path(path: str | Path | None = None) -> Path:
+    """Return the store location: ``path``, else ``$HEALTHSCORE_STORE``, else the default.
+
+    Parameters
+    ----------
+    path
+        An explicit location, as given by ``--store``.
+
+    Returns
+    -------
+    Path
+        The DuckDB file to open. The default is ``./healthscore.duckdb``.
+
+    Raises
+    ------
+    ConfigError
+        If the location is an existing directory.
+    """
+    if path is None or str(path) == "":
+        path = os.environ.get(STORE_ENV_VAR) or DEFAULT_STORE
+    resolved = Path(path).expanduser()
+    if resolved.is_dir():
+        raise ConfigError(
+            f"store path {str(resolved)!r} is a directory; expected a DuckDB file. "
+            f"Pass a file name such as {str(resolved / 'healthscore.duckdb')!r}.",
+            field="store",
+        )
+    return resolved
+
+
+class Store:
+    """A connection to the store, with its tables created on first use.
+
+    Parameters
+    ----------
+    backend
+        A connected Ibis DuckDB backend.
+    path
+        The file behind it, or ``None`` for an in-memory store.
+
+    Examples
+    --------
+    >>> store = Store.open(":memory:")
+    >>> store.table("accounts").count().execute()
+    0
+    >>> store.close()
+    """
+
+    def __init__(self, backend: DuckDBBackend, path: Path | None) -> None:
+        self.backend = backend
+        self.path = path
+        self._in_transaction = False
+
+    @classmethod
+    def open(cls, path: str | Path | None = None) -> Store:
+        """Open (and create if needed) the store at ``path``.
+
+        Parameters
+        ----------
+        path
+            A DuckDB file, ``":memory:"``, or ``None`` for :func:`resolve_store_path`.
+
+        Raises
+        ------
+        StoreError
+            If the file cannot be opened as a DuckDB database, or was written by a
+            newer healthscore.
+        """
+        location: Path | None
+        if str(path) == ":memory:":
+            location = None
+        else:
+            location = resolve_store_path(path)
+            location.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            backend = ibis.duckdb.connect(
+                ":memory:" if location is None else str(location)
+            )
+        except duckdb.Error as exc:
+            raise StoreError(
+                f"cannot open the store {str(location)!r}: {exc}. Check that it is a "
+                "DuckDB file that no other process holds open, or pass another --store."
+            ) from exc
+        store = cls(backend, location)
+        store._create_missing_tables()
+        logger.debug("opened store %s", location or ":memory:")
+        return store
+
+    def _create_missing_tables(self) -> None:
+        existing = set(self.backend.list_tables())
+        for name, schema in TABLES.items():
+            if name not in existing:
+                self.backend.create_table(name, schema=schema)
+        info = self.backend.table("schema_info").to_pyarrow()
+        if info.num_rows == 0:
+            self.backend.insert(
+                "schema_info", pa.table({"schema_version": [SCHEMA_VERSION]})
+            )
+            return
+        found = max(info.column("schema_version").to_pylist())
+        if found > SCHEMA_VERSION:
+            raise StoreError(
+                f"store {str(self.path)!r} has schema version {found}, newer than "
+                f"{SCHEMA_VERSION} of this healthscore. Upgrade healthscore."
+            )
+
+    def table(self, name: str) -> ir.Table:
+        """Return the Ibis table expression for a store table."""
+        if name not in TABLES:
+            raise ConfigError(
+                f"unknown store table {name!r}; expected one of {sorted(TABLES)}."
+            )
+        return self.backend.table(name)
+
+    def insert(self, name: str, data: pa.Table) -> None:
+        """Append Arrow rows to a store table, cast to the table's schema."""
+        if data.num_rows == 0:
+            return
+        target = TABLES[name].to_pyarrow()
+        self.backend.insert(name, data.select(target.names).cast(target))
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """Run the block in one transaction: all of its writes land, or none do.
+
+        Nested use joins the outer transaction.
+        """
+        if self._in_transaction:
+            yield self
+            return
+        self.backend.raw_sql("BEGIN TRANSACTION")
+        self._in_transaction = True
+        try:
+            yield self
+        except BaseException:
+            self.backend.raw_sql("ROLLBACK")
+            raise
+        else:
+            self.backend.raw_sql("COMMIT")
+        finally:
+            self._in_transaction = False
+
+    def close(self) -> None:
+        """Close the connection. The store object cannot be used afterwards."""
+        self.backend.disconnect()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

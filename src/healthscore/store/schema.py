@@ -1,0 +1,189 @@
+"""Table schemas of the healthscore store.
+
+All times are UTC (``timestamp('UTC')``). Source tables carry the ``load_id`` of the
+ingest run that wrote each row, so every row can be traced to its file. Score tables are
+append-only: each scoring run has a ``run_id`` and readers take the newest run per
+account and date.
+"""
+
+from __future__ import annotations
+
+import ibis
+import ibis.expr.schema as sch
+
+__all__ = ["SCHEMA_VERSION", "TABLES"]
+
+SCHEMA_VERSION = 1
+
+_UTC = "timestamp('UTC')"
+
+TABLES: dict[str, sch.Schema] = {
+    # One row per account. Columns the schema does not name go to account_attributes.
+    "accounts": ibis.schema(
+        {
+            "account_id": "!string",
+            "name": "string",
+            "segment": "string",
+            "plan": "string",
+            "owner": "string",
+            "parent_id": "string",
+            "arr": "float64",
+            "seats": "int64",
+            "created_at": _UTC,
+            "renewal_at": _UTC,
+            "churned": "boolean",
+            "churned_at": _UTC,
+            "load_id": "!string",
+        }
+    ),
+    # Extra account columns in long form. A boolean is stored as number 1 or 0 and as
+    # text "true" or "false"; a number also keeps its text form.
+    "account_attributes": ibis.schema(
+        {
+            "account_id": "!string",
+            "name": "!string",
+            "kind": "!string",
+            "number_value": "float64",
+            "text_value": "string",
+            "load_id": "!string",
+        }
+    ),
+    "users": ibis.schema(
+        {
+            "user_id": "!string",
+            "account_id": "!string",
+            "email": "string",
+            "created_at": _UTC,
+            "load_id": "!string",
+        }
+    ),
+    # event_key is event_id when the source has one, else a hash of the row's values.
+    "events": ibis.schema(
+        {
+            "event_key": "!string",
+            "event_id": "string",
+            "account_id": "!string",
+            "user_id": "string",
+            "event_name": "!string",
+            "feature": "string",
+            "occurred_at": f"!{_UTC}",
+            "value": "float64",
+            "load_id": "!string",
+        }
+    ),
+    "survey_responses": ibis.schema(
+        {
+            "response_key": "!string",
+            "response_id": "string",
+            "account_id": "!string",
+            "user_id": "string",
+            "survey": "!string",
+            "score": "!float64",
+            "comment": "string",
+            "responded_at": f"!{_UTC}",
+            "load_id": "!string",
+        }
+    ),
+    "tickets": ibis.schema(
+        {
+            "ticket_key": "!string",
+            "ticket_id": "string",
+            "account_id": "!string",
+            "priority": "string",
+            "status": "string",
+            "opened_at": f"!{_UTC}",
+            "resolved_at": _UTC,
+            "load_id": "!string",
+        }
+    ),
+    # Rejected input rows: raw is a JSON object of the row's values as read.
+    "quarantine": ibis.schema(
+        {
+            "load_id": "!string",
+            "entity": "!string",
+            "source": "!string",
+            "row_number": "!int64",
+            "raw": "!string",
+            "reason": "!string",
+            "quarantined_at": f"!{_UTC}",
+        }
+    ),
+    "loads": ibis.schema(
+        {
+            "load_id": "!string",
+            "entity": "!string",
+            "source": "!string",
+            "source_sha256": "!string",
+            "rows_read": "!int64",
+            "accepted": "!int64",
+            "rejected": "!int64",
+            "duplicates": "!int64",
+            "updated": "!int64",
+            "loaded_at": f"!{_UTC}",
+        }
+    ),
+    # Metric values per account as of a date, in long form.
+    "metric_snapshots": ibis.schema(
+        {
+            "run_id": "!string",
+            "as_of": "!date",
+            "account_id": "!string",
+            "metric": "!string",
+            "number_value": "float64",
+            "text_value": "string",
+        }
+    ),
+    "profiles": ibis.schema(
+        {
+            "profile_hash": "!string",
+            "profile_name": "!string",
+            "source": "string",
+            "text": "!string",
+            "stored_at": f"!{_UTC}",
+        }
+    ),
+    "scores": ibis.schema(
+        {
+            "run_id": "!string",
+            "as_of": "!date",
+            "account_id": "!string",
+            "profile_name": "!string",
+            "profile_hash": "!string",
+            "score": "float64",
+            "band": "!string",
+            "coverage": "!float64",
+            "weakest_component": "string",
+            "computed_at": f"!{_UTC}",
+        }
+    ),
+    "score_components": ibis.schema(
+        {
+            "run_id": "!string",
+            "as_of": "!date",
+            "account_id": "!string",
+            "component": "!string",
+            "score": "float64",
+            "weight": "!float64",
+            "effective_weight": "!float64",
+            "contribution": "!float64",
+        }
+    ),
+    "score_measures": ibis.schema(
+        {
+            "run_id": "!string",
+            "as_of": "!date",
+            "account_id": "!string",
+            "component": "!string",
+            "measure": "!string",
+            "metric": "!string",
+            "number_value": "float64",
+            "text_value": "string",
+            "points": "float64",
+            "weight": "!float64",
+            "effective_weight": "!float64",
+            "contribution": "!float64",
+            "note": "string",
+        }
+    ),
+    "schema_info": ibis.schema({"schema_version": "!int64"}),
+}
