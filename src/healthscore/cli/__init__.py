@@ -1,0 +1,66 @@
+"""The `healthscore` command line: a thin layer that parses, calls the library, prints."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from healthscore import __version__
+from healthscore.cli._common import configure_logging
+from healthscore.cli.demo import demo
+from healthscore.cli.export import export_app
+from healthscore.cli.ingest import ingest, quarantine
+from healthscore.cli.report import report
+from healthscore.cli.scores import accounts, explain, score
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="healthscore",
+    help="Customer health scores that are explained and checked against real churn.\n\n"
+    "Typical flow: ingest accounts and events, score, then list, explain, export "
+    "or report. `healthscore demo` runs it all on bundled real data.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"healthscore {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose", "-v", count=True, help="Log progress (-v) or details (-vv)."
+        ),
+    ] = 0,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Show the version."
+        ),
+    ] = False,
+) -> None:
+    configure_logging(verbose)
+
+
+app.command()(demo)
+app.command()(ingest)
+app.command()(quarantine)
+app.command()(score)
+app.command()(accounts)
+app.command()(explain)
+app.add_typer(export_app, name="export")
+app.command()(report)
+
+
+def main() -> None:
+    """Run the command line."""
+    app()

@@ -1,0 +1,167 @@
+"""Options, error handling and output helpers shared by the CLI commands."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from healthscore.exceptions import (
+    ConfigError,
+    HealthscoreError,
+    InputDataError,
+    NotFoundError,
+    StoreError,
+)
+from healthscore.store import STORE_ENV_VAR, Store
+
+console = Console()
+error_console = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Exit codes: 1 is an unexpected failure and 2 a usage error (from Click).
+EXIT_CONFIG = 3
+EXIT_INPUT = 4
+EXIT_NOT_FOUND = 5
+EXIT_STORE = 6
+
+StoreOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--store",
+        envvar=STORE_ENV_VAR,
+        help="DuckDB file that holds the data and scores "
+        f"[default: ${STORE_ENV_VAR}, else ./healthscore.duckdb].",
+        show_default=False,
+        dir_okay=False,
+    ),
+]
+
+AsOfOption = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="Date (YYYY-MM-DD, UTC). Only data up to the end of this day is used. "
+        "[default: today]",
+        show_default=False,
+        metavar="DATE",
+    ),
+]
+
+
+def parse_date(text: str | None, *, option: str = "--as-of") -> dt.date | None:
+    """Parse a YYYY-MM-DD option value, or return ``None`` when it was not given."""
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise ConfigError(
+            f"{option} {text!r} is not a date; expected YYYY-MM-DD, "
+            f"for example {option} 2024-03-31.",
+            field=option,
+        ) from exc
+
+
+def today_utc() -> dt.date:
+    """Return today's date in UTC."""
+    return dt.datetime.now(dt.UTC).date()
+
+
+def configure_logging(verbose: int) -> None:
+    """Send library log records at WARNING, INFO (-v) or DEBUG (-vv) to stderr."""
+    level = logging.WARNING
+    if verbose == 1:
+        level = logging.INFO
+    elif verbose >= 2:
+        level = logging.DEBUG
+    handler = RichHandler(console=error_console, show_path=False, show_time=False)
+    logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
+
+
+def _exit_code(error: HealthscoreError) -> int:
+    if isinstance(error, NotFoundError):
+        return EXIT_NOT_FOUND
+    if isinstance(error, InputDataError):
+        return EXIT_INPUT
+    if isinstance(error, StoreError):
+        return EXIT_STORE
+    return EXIT_CONFIG
+
+
+def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Print a healthscore error as one line on stderr and exit with its code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except HealthscoreError as exc:
+            error_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(_exit_code(exc)) from exc
+
+    return wrapper
+
+
+@contextmanager
+def open_store(path: Path | None) -> Iterator[Store]:
+    """Open the store named by ``--store`` or the environment, and close it after."""
+    store = Store.open(path)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def make_progress() -> Progress:
+    """Return a progress display for long steps, written to stderr."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=error_console,
+        transient=True,
+    )
+
+
+def format_score(value: float | None) -> str:
+    """Format a score with one decimal, or "-" for an Unknown score."""
+    if value is None or value != value:
+        return "-"
+    return f"{value:.1f}"
+
+
+def format_money(value: float | None) -> str:
+    """Format an amount with thousands separators and no decimals, or "-"."""
+    if value is None or value != value:
+        return "-"
+    return f"{value:,.0f}"
+
+
+BAND_STYLES = {"Good": "green", "Average": "yellow", "Poor": "red", "Unknown": "dim"}
+
+
+def styled_band(band: str) -> str:
+    """Return the band name with its colour markup."""
+    style = BAND_STYLES.get(band, "")
+    return f"[{style}]{band}[/]" if style else band

@@ -1,0 +1,75 @@
+"""`healthscore export scores`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from healthscore.cli._common import (
+    AsOfOption,
+    StoreOption,
+    console,
+    handle_errors,
+    open_store,
+    parse_date,
+)
+from healthscore.cli.scores import SegmentOption
+from healthscore.exceptions import ConfigError, NotFoundError
+from healthscore.history import latest_components, latest_scores
+
+export_app = typer.Typer(
+    help="Write stored results to CSV or Parquet files.", no_args_is_help=True
+)
+
+EXPORT_COLUMNS = ["account_id", "as_of", "score", "band", "coverage", "profile_hash"]
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+@export_app.command("scores")
+@handle_errors
+def export_scores(
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="File to write; .csv or .parquet decides the format.",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ],
+    as_of: AsOfOption = None,
+    segment: SegmentOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Export one row per account: score, band, coverage, profile hash and components.
+
+    Each account's newest snapshot is written unless --as-of picks a date. Component
+    columns are named after the profile's components and are empty without data.
+    """
+    file_format = FORMATS.get(out.suffix.lower())
+    if file_format is None:
+        raise ConfigError(
+            f"--out {str(out)!r} has an unknown extension; expected one of "
+            f"{sorted(FORMATS)}. Name the file scores.csv or scores.parquet.",
+            field="--out",
+        )
+    date = parse_date(as_of)
+    with open_store(store) as opened:
+        scores = latest_scores(opened, as_of=date, segments=segment)
+        components = latest_components(opened, as_of=date, segments=segment)
+    if scores.empty:
+        raise NotFoundError("no stored scores to export. Run `healthscore score` first.")
+
+    frame = scores[EXPORT_COLUMNS].merge(components, on="account_id", how="left")
+    frame = frame.sort_values("account_id", kind="mergesort").reset_index(drop=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if file_format == "csv":
+        frame.to_csv(out, index=False)
+    else:
+        frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
+        frame.to_parquet(out, index=False)
+    console.print(f"Wrote {len(frame):,} accounts to {out}.", highlight=False)

@@ -1,0 +1,141 @@
+"""`healthscore ingest` and `healthscore quarantine`."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from healthscore.cli._common import (
+    StoreOption,
+    console,
+    handle_errors,
+    make_progress,
+    open_store,
+)
+from healthscore.ingest import IngestResult, ingest_file, load_mapping
+
+
+class Entity(StrEnum):
+    """Kinds of source data that can be ingested."""
+
+    accounts = "accounts"
+    users = "users"
+    events = "events"
+    surveys = "surveys"
+    tickets = "tickets"
+
+
+@handle_errors
+def ingest(
+    entity: Annotated[
+        Entity,
+        typer.Argument(help="What the file contains.", show_default=False),
+    ],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV, JSON Lines or Parquet file to load.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            show_default=False,
+        ),
+    ],
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            "--mapping",
+            "-m",
+            help="YAML column mapping: renames, types, date formats, constants. "
+            "Without it, columns named like the targets (account_id, occurred_at...) "
+            "are used.",
+            exists=True,
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    store: StoreOption = None,
+) -> None:
+    """Load a data file into the store, validating every row.
+
+    Rows that fail validation go to the quarantine table with their row number, raw
+    values and reason. Loading the same file twice adds nothing, and a load that fails
+    part-way leaves the store as it was.
+
+    Required columns: accounts need account_id; users need user_id and account_id;
+    events need account_id, event_name and occurred_at; surveys need account_id,
+    survey (nps or csat), score and responded_at; tickets need account_id and opened_at.
+    """
+    column_mapping = None if mapping is None else load_mapping(mapping)
+    with open_store(store) as opened, make_progress() as progress:
+        task = progress.add_task(f"Loading {entity.value}", total=None)
+
+        def report_progress(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        result = ingest_file(
+            opened,
+            entity.value,
+            file,
+            column_mapping,
+            progress=report_progress,
+        )
+    print_ingest_result(result)
+
+
+def print_ingest_result(result: IngestResult) -> None:
+    """Print the counts of one load and the reasons rows were rejected."""
+    console.print(
+        f"Loaded {result.entity} from {result.source}: "
+        f"{result.rows_read:,} rows read, [green]{result.accepted:,} accepted[/], "
+        f"[red]{result.rejected:,} rejected[/], {result.duplicates:,} duplicates, "
+        f"{result.updated:,} updated.",
+        highlight=False,
+    )
+    if not result.reasons:
+        return
+    table = Table(title="Rejected rows by reason", title_justify="left")
+    table.add_column("reason")
+    table.add_column("rows", justify="right")
+    for reason, count in sorted(result.reasons.items(), key=lambda item: -item[1]):
+        table.add_row(reason, f"{count:,}")
+    console.print(table)
+    console.print(
+        f"See them with: healthscore quarantine --load {result.load_id}",
+        highlight=False,
+    )
+
+
+@handle_errors
+def quarantine(
+    load: Annotated[
+        str | None,
+        typer.Option("--load", help="Only rows of this load id.", show_default=False),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, help="Maximum number of rows to show.")
+    ] = 20,
+    store: StoreOption = None,
+) -> None:
+    """Show rejected input rows with their row number, reason and raw values."""
+    with open_store(store) as opened:
+        rows = opened.table("quarantine")
+        if load is not None:
+            rows = rows.filter(rows.load_id == load)
+        total = rows.count().execute()
+        shown = rows.order_by(["quarantined_at", "row_number"]).limit(limit).to_pandas()
+
+    table = Table(title=f"Quarantined rows ({total:,} in all)", title_justify="left")
+    for column in ("entity", "source", "row", "reason", "raw values"):
+        table.add_column(column, overflow="fold")
+    for row in shown.itertuples():
+        raw = json.dumps(json.loads(row.raw), ensure_ascii=False)
+        table.add_row(
+            row.entity, Path(row.source).name, str(row.row_number), row.reason, raw
+        )
+    console.print(table)

@@ -1,0 +1,48 @@
+"""`healthscore report`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from healthscore.cli._common import (
+    AsOfOption,
+    StoreOption,
+    console,
+    handle_errors,
+    open_store,
+    parse_date,
+)
+from healthscore.cli.scores import SegmentOption
+from healthscore.report import collect_report_data, write_report
+
+
+@handle_errors
+def report(
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="HTML file to write.", dir_okay=False
+        ),
+    ] = Path("report.html"),
+    title: Annotated[
+        str, typer.Option("--title", help="Heading of the page.")
+    ] = "Portfolio health",
+    segment: SegmentOption = None,
+    as_of: AsOfOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Write a self-contained HTML report of the stored scores.
+
+    The page needs no network: band distribution, score histogram, at-risk accounts
+    by score and by ARR, component averages and, where churn outcomes are stored,
+    churn rate per band and the ROC AUC of the score.
+    """
+    with open_store(store) as opened:
+        data = collect_report_data(
+            opened, as_of=parse_date(as_of), segments=segment, title=title
+        )
+    written = write_report(data, out)
+    console.print(f"Wrote the report to {written.resolve()}", highlight=False)

@@ -1,0 +1,211 @@
+"""`healthscore score`, `healthscore accounts` and `healthscore explain`."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from healthscore.cli._common import (
+    AsOfOption,
+    StoreOption,
+    console,
+    error_console,
+    format_money,
+    format_score,
+    handle_errors,
+    open_store,
+    parse_date,
+    styled_band,
+    today_utc,
+)
+from healthscore.exceptions import ConfigError
+from healthscore.history import (
+    ScoringRun,
+    explain_account,
+    latest_scores,
+    score_snapshot,
+)
+from healthscore.profiles import DEFAULT_PROFILE
+from healthscore.scoring import load_profile, round_contributions
+
+ProfileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--profile",
+        "-p",
+        help="Health profile YAML: components, weights, measures and bands. "
+        "[default: the built-in SaaS profile]",
+        exists=True,
+        dir_okay=False,
+        show_default=False,
+    ),
+]
+
+SegmentOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--segment",
+        help="Only accounts in this segment (repeat for several).",
+        show_default=False,
+    ),
+]
+
+
+@handle_errors
+def score(
+    as_of: AsOfOption = None,
+    profile: ProfileOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Compute metrics as of a date, score every account and store the snapshot.
+
+    Accounts with too little data (coverage under the profile's min_coverage) get the
+    band Unknown and no score, rather than a score dragged to the middle.
+    """
+    chosen = load_profile(profile or DEFAULT_PROFILE)
+    date = parse_date(as_of) or today_utc()
+    with open_store(store) as opened:
+        with error_console.status(f"Scoring accounts as of {date} ..."):
+            run = score_snapshot(opened, chosen, date)
+        print_run_summary(run)
+
+
+def print_run_summary(run: ScoringRun) -> None:
+    """Print how many accounts a run scored and how they fall into bands."""
+    scores = run.result.scores
+    console.print(
+        f"Scored {len(scores):,} accounts as of {run.as_of} with profile "
+        f"[bold]{run.profile.name}[/] ({run.profile.hash[:12]}), run {run.run_id}.",
+        highlight=False,
+    )
+    counts = scores["band"].value_counts()
+    names = [band.name for band in run.profile.bands] + ["Unknown"]
+    parts = [f"{styled_band(name)} {counts.get(name, 0):,}" for name in names]
+    console.print("Bands: " + ", ".join(parts), highlight=False)
+
+
+@handle_errors
+def accounts(
+    band: Annotated[
+        str | None,
+        typer.Option(
+            "--band", help="Only accounts in this band (e.g. Poor).", show_default=False
+        ),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, help="Maximum number of rows.")
+    ] = 20,
+    segment: SegmentOption = None,
+    as_of: AsOfOption = None,
+    store: StoreOption = None,
+) -> None:
+    """List scored accounts from the lowest score up, with their weakest component.
+
+    Each account shows its newest stored snapshot unless --as-of picks a date.
+    """
+    date = parse_date(as_of)
+    with open_store(store) as opened:
+        frame = latest_scores(opened, as_of=date, segments=segment)
+    if band is not None:
+        frame = _filter_band(frame, band)
+    print_accounts_table(frame, limit)
+
+
+def _filter_band(frame: pd.DataFrame, band: str) -> pd.DataFrame:
+    known = sorted(frame["band"].unique())
+    matches = frame["band"].str.lower() == band.lower()
+    if not matches.any() and band.lower() not in {name.lower() for name in known}:
+        raise ConfigError(
+            f"--band {band!r} matches no stored band; expected one of {known}.",
+            field="--band",
+        )
+    return frame[matches]
+
+
+def print_accounts_table(frame: pd.DataFrame, limit: int) -> None:
+    """Print the ranked accounts table, at most ``limit`` rows."""
+    table = Table(title_justify="left")
+    table.title = f"{min(limit, len(frame)):,} of {len(frame):,} accounts, lowest first"
+    for column in ("#", "account", "segment", "score", "band", "coverage"):
+        table.add_column(column, justify="right" if column in "# score" else "left")
+    table.add_column("weakest component")
+    table.add_column("ARR", justify="right")
+    table.add_column("as of")
+    for rank, row in enumerate(frame.head(limit).itertuples(), start=1):
+        table.add_row(
+            str(rank),
+            str(row.account_id),
+            row.segment or "-",
+            format_score(row.score),
+            styled_band(row.band),
+            f"{row.coverage:.0%}",
+            row.weakest_component or "-",
+            format_money(row.arr),
+            str(row.as_of),
+        )
+    console.print(table)
+
+
+@handle_errors
+def explain(
+    account_id: Annotated[
+        str, typer.Argument(help="The account to explain.", show_default=False)
+    ],
+    as_of: AsOfOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Show how each measure adds up to an account's stored score.
+
+    Each row is one measure: the metric value, the points it earned (0-100), its
+    share of the weight among the measures that had data, and its contribution.
+    The contributions add up to the score exactly.
+    """
+    date = parse_date(as_of)
+    with open_store(store) as opened:
+        explanation = explain_account(opened, account_id, as_of=date)
+    row = explanation.score
+    console.print(
+        f"Account [bold]{account_id}[/] as of {row.as_of}: score "
+        f"[bold]{format_score(row.score)}[/], band {styled_band(row.band)}, "
+        f"coverage {row.coverage:.0%}, profile {row.profile_name} "
+        f"({row.profile_hash[:12]}).",
+        highlight=False,
+    )
+    console.print(_measure_table(explanation.measures, row.score))
+
+
+def _format_value(number: float | None, text: str | None) -> str:
+    if text is not None and text == text:
+        return str(text)
+    if number is None or math.isnan(number):
+        return "-"
+    return f"{number:,.4g}"
+
+
+def _measure_table(measures: pd.DataFrame, score: float) -> Table:
+    table = Table(show_footer=True)
+    known = not math.isnan(score)
+    contributions = measures["contribution"].tolist()
+    rounded = round_contributions(contributions, score, 2) if known else contributions
+    headers = ["component", "measure", "value", "points", "weight", "contribution"]
+    footers = ["", "", "", "", "", format_score(score) if not known else f"{score:.2f}"]
+    for header, footer in zip(headers, footers, strict=True):
+        right = header in ("points", "weight", "contribution")
+        table.add_column(header, footer=footer, justify="right" if right else "left")
+    table.add_column("note")
+    for measure, shown in zip(measures.itertuples(), rounded, strict=True):
+        table.add_row(
+            measure.component,
+            measure.measure,
+            _format_value(measure.number_value, measure.text_value),
+            format_score(measure.points),
+            f"{measure.effective_weight:.1%}",
+            f"{shown:.2f}",
+            measure.note or "",
+        )
+    return table

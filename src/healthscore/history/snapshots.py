@@ -1,0 +1,320 @@
+"""Score snapshots: compute metrics as of a date, score them, store and read them back.
+
+Score tables are append-only. Each run gets a ``run_id``; a reader takes, per account, the
+newest run of the newest as-of date (or of the date asked for).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from healthscore.exceptions import NotFoundError
+from healthscore.metrics import available_metrics, compute_metrics, resolve_metric
+from healthscore.scoring import HealthProfile, ScoreResult, score_accounts
+from healthscore.store import TABLES, Store
+
+__all__ = [
+    "AccountExplanation",
+    "ScoringRun",
+    "explain_account",
+    "latest_components",
+    "latest_scores",
+    "score_snapshot",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScoringRun:
+    """The outcome of one scoring run.
+
+    Attributes
+    ----------
+    run_id
+        Identifier of the run in the score tables.
+    as_of
+        The date the metrics were computed as of.
+    profile
+        The profile used.
+    metrics
+        The metric table that was scored.
+    result
+        Scores, component and measure details.
+    computed_at
+        When the run was stored (UTC).
+    """
+
+    run_id: str
+    as_of: dt.date
+    profile: HealthProfile
+    metrics: pd.DataFrame
+    result: ScoreResult
+    computed_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class AccountExplanation:
+    """One account's stored score with its components and measures."""
+
+    score: pd.Series
+    components: pd.DataFrame
+    measures: pd.DataFrame
+
+
+def _check_profile_metrics(store: Store, profile: HealthProfile) -> None:
+    known = available_metrics(store)
+
+    def is_known(name: str) -> bool:
+        try:
+            resolve_metric(name, known)
+        except ValueError:
+            return False
+        return True
+
+    profile.check_metrics(is_known)
+
+
+def score_snapshot(
+    store: Store, profile: HealthProfile, as_of: dt.date
+) -> ScoringRun:
+    """Score every account the profile applies to, as of ``as_of``, and store the run.
+
+    Parameters
+    ----------
+    store
+        The store to read inputs from and write the snapshot to.
+    profile
+        The health profile to score with.
+    as_of
+        Only data with a time up to the end of this UTC date is used.
+
+    Returns
+    -------
+    ScoringRun
+        The run, with the scores that were stored.
+
+    Raises
+    ------
+    ProfileError
+        If the profile names a metric the store cannot compute.
+    """
+    _check_profile_metrics(store, profile)
+    metrics = compute_metrics(
+        store, as_of, profile.metrics, segments=profile.applies_to_segments
+    )
+    result = score_accounts(metrics, profile)
+    run = ScoringRun(
+        run_id=uuid.uuid4().hex,
+        as_of=as_of,
+        profile=profile,
+        metrics=metrics,
+        result=result,
+        computed_at=dt.datetime.now(dt.UTC),
+    )
+
+    with store.transaction():
+        _store_profile(store, profile, run.computed_at)
+        _store_run(store, run)
+
+    logger.info(
+        "scored %d accounts as of %s with profile %s (%s), run %s",
+        len(result.scores),
+        as_of,
+        profile.name,
+        profile.hash[:12],
+        run.run_id,
+    )
+    return run
+
+
+def _store_profile(store: Store, profile: HealthProfile, stored_at: dt.datetime) -> None:
+    profiles = store.table("profiles")
+    known = profiles.filter(profiles.profile_hash == profile.hash).count().execute()
+    if known:
+        return
+    row = {
+        "profile_hash": [profile.hash],
+        "profile_name": [profile.name],
+        "source": [None if profile.source is None else str(profile.source)],
+        "text": [profile.text],
+        "stored_at": [stored_at],
+    }
+    store.insert("profiles", pa.table(row))
+
+
+def _with_run_columns(frame: pd.DataFrame, run: ScoringRun) -> pd.DataFrame:
+    frame = frame.copy()
+    frame.insert(0, "run_id", run.run_id)
+    frame.insert(1, "as_of", run.as_of)
+    return frame
+
+
+def _to_arrow(frame: pd.DataFrame, table: str) -> pa.Table:
+    schema = TABLES[table].to_pyarrow()
+    columns = {}
+    for field in schema:
+        values = frame[field.name]
+        if pa.types.is_floating(field.type):
+            values = values.astype("float64")
+        elif pa.types.is_string(field.type):
+            values = values.astype(object).where(values.notna(), None)
+        columns[field.name] = pa.array(values, type=field.type, from_pandas=True)
+    return pa.table(columns, schema=schema)
+
+
+def _store_run(store: Store, run: ScoringRun) -> None:
+    result = run.result
+    scores = _with_run_columns(result.scores, run)
+    scores["profile_name"] = run.profile.name
+    scores["profile_hash"] = run.profile.hash
+    scores["computed_at"] = run.computed_at
+    store.insert("scores", _to_arrow(scores, "scores"))
+
+    components = _with_run_columns(result.components, run)
+    store.insert("score_components", _to_arrow(components, "score_components"))
+
+    measures = _with_run_columns(result.measures, run)
+    store.insert("score_measures", _to_arrow(measures, "score_measures"))
+
+    store.insert("metric_snapshots", _to_arrow(_metric_rows(run), "metric_snapshots"))
+
+
+def _metric_rows(run: ScoringRun) -> pd.DataFrame:
+    value_columns = [c for c in run.metrics.columns if c not in ("account_id", "segment")]
+    long = run.metrics.melt(
+        id_vars=["account_id"],
+        value_vars=value_columns,
+        var_name="metric",
+        value_name="value",
+    )
+    numeric = pd.to_numeric(long["value"], errors="coerce")
+    is_number = long["value"].map(
+        lambda v: isinstance(v, int | float | np.number) and not isinstance(v, bool)
+    )
+    long["number_value"] = numeric.where(is_number)
+    long["text_value"] = long["value"].where(~is_number & long["value"].notna())
+    long["text_value"] = long["text_value"].map(lambda v: None if v is None else str(v))
+    return _with_run_columns(long, run)
+
+
+def _newest_runs(
+    store: Store, as_of: dt.date | None, segments: Sequence[str] | None
+) -> ir.Table:
+    scores = store.table("scores")
+    if as_of is not None:
+        scores = scores.filter(scores.as_of == as_of)
+    if segments:
+        accounts = store.table("accounts").select("account_id", "segment")
+        accounts = accounts.filter(accounts.segment.isin(list(segments)))
+        scores = scores.semi_join(accounts, "account_id")
+    order = ibis.row_number().over(
+        group_by=scores.account_id,
+        order_by=[scores.as_of.desc(), scores.computed_at.desc()],
+    )
+    return scores.mutate(_rank=order).filter(ibis._["_rank"] == 0).drop("_rank")
+
+
+def latest_scores(
+    store: Store,
+    *,
+    as_of: dt.date | None = None,
+    segments: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Return the newest stored score of each account, joined with its account row.
+
+    Parameters
+    ----------
+    store
+        The store to read.
+    as_of
+        Only snapshots of this date; by default each account's newest date.
+    segments
+        Only accounts in these segments.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per account: the ``scores`` columns plus ``name``, ``segment``,
+        ``arr`` and ``churned`` from ``accounts``, sorted by score (Unknown last).
+    """
+    runs = _newest_runs(store, as_of, segments)
+    accounts = store.table("accounts").select(
+        "account_id", "name", "segment", "arr", "churned"
+    )
+    joined = runs.left_join(accounts, "account_id").drop("account_id_right")
+    frame = joined.to_pandas()
+    return frame.sort_values(
+        ["score", "account_id"], na_position="last", kind="mergesort"
+    ).reset_index(drop=True)
+
+
+def latest_components(
+    store: Store,
+    *,
+    as_of: dt.date | None = None,
+    segments: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Return the component scores of each account's newest run, one row per account.
+
+    The columns are ``account_id`` and one column per component, NaN where the
+    component had no data.
+    """
+    runs = _newest_runs(store, as_of, segments).select("run_id", "account_id")
+    components = store.table("score_components")
+    joined = components.inner_join(runs, ["run_id", "account_id"])
+    frame = joined.select("account_id", "component", "score").to_pandas()
+    if frame.empty:
+        return pd.DataFrame({"account_id": pd.Series(dtype=object)})
+    wide = frame.pivot(index="account_id", columns="component", values="score")
+    return wide.reset_index().rename_axis(columns=None)
+
+
+def explain_account(
+    store: Store, account_id: str, *, as_of: dt.date | None = None
+) -> AccountExplanation:
+    """Return the stored score of one account with its components and measures.
+
+    Raises
+    ------
+    NotFoundError
+        If the account has no stored score (for that date).
+    """
+    scores = store.table("scores")
+    chosen = scores.filter(scores.account_id == account_id)
+    if as_of is not None:
+        chosen = chosen.filter(chosen.as_of == as_of)
+    chosen = chosen.order_by([chosen.as_of.desc(), chosen.computed_at.desc()]).limit(1)
+    rows = chosen.to_pandas()
+    if rows.empty:
+        when = "" if as_of is None else f" as of {as_of}"
+        raise NotFoundError(
+            f"no stored score for account {account_id!r}{when}. Run `healthscore score` "
+            "first, or list scored accounts with `healthscore accounts`.",
+            key=account_id,
+        )
+    row = rows.iloc[0]
+
+    components = store.table("score_components")
+    components = components.filter(
+        (components.run_id == row.run_id) & (components.account_id == account_id)
+    )
+    measures = store.table("score_measures")
+    measures = measures.filter(
+        (measures.run_id == row.run_id) & (measures.account_id == account_id)
+    )
+    return AccountExplanation(
+        score=row,
+        components=components.order_by("component").to_pandas(),
+        measures=measures.order_by(["component", "measure"]).to_pandas(),
+    )
