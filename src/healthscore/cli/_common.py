@@ -94,7 +94,9 @@ def configure_logging(verbose: int) -> None:
     elif verbose >= 2:
         level = logging.DEBUG
     handler = RichHandler(console=error_console, show_path=False, show_time=False)
-    logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
+    logging.basicConfig(
+        level=level, handlers=[handler], format="%(message)s", force=True
+    )
 
 
 def _exit_code(error: HealthscoreError) -> int:

@@ -53,7 +53,9 @@ def demo(
     with open_store(store) as opened:
         with error_console.status("Starting the demo ...") as status:
             result = run_demo(
-                opened, out_dir, step=lambda text: status.update(f"{text} ..."),
+                opened,
+                out_dir,
+                step=lambda text: status.update(f"{text} ..."),
                 today=today_utc(),
             )
         store_path = opened.path

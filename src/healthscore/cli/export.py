@@ -62,7 +62,9 @@ def export_scores(
         scores = latest_scores(opened, as_of=date, segments=segment)
         components = latest_components(opened, as_of=date, segments=segment)
     if scores.empty:
-        raise NotFoundError("no stored scores to export. Run `healthscore score` first.")
+        raise NotFoundError(
+            "no stored scores to export. Run `healthscore score` first."
+        )
 
     frame = scores[EXPORT_COLUMNS].merge(components, on="account_id", how="left")
     frame = frame.sort_values("account_id", kind="mergesort").reset_index(drop=True)

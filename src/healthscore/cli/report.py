@@ -23,9 +23,7 @@ from healthscore.report import collect_report_data, write_report
 def report(
     out: Annotated[
         Path,
-        typer.Option(
-            "--out", "-o", help="HTML file to write.", dir_okay=False
-        ),
+        typer.Option("--out", "-o", help="HTML file to write.", dir_okay=False),
     ] = Path("report.html"),
     title: Annotated[
         str, typer.Option("--title", help="Heading of the page.")

@@ -85,9 +85,7 @@ def _check_profile_metrics(store: Store, profile: HealthProfile) -> None:
     profile.check_metrics(is_known)
 
 
-def score_snapshot(
-    store: Store, profile: HealthProfile, as_of: dt.date
-) -> ScoringRun:
+def score_snapshot(store: Store, profile: HealthProfile, as_of: dt.date) -> ScoringRun:
     """Score every account the profile applies to, as of ``as_of``, and store the run.
 
     Parameters
@@ -138,7 +136,9 @@ def score_snapshot(
     return run
 
 
-def _store_profile(store: Store, profile: HealthProfile, stored_at: dt.datetime) -> None:
+def _store_profile(
+    store: Store, profile: HealthProfile, stored_at: dt.datetime
+) -> None:
     profiles = store.table("profiles")
     known = profiles.filter(profiles.profile_hash == profile.hash).count().execute()
     if known:
@@ -191,7 +191,9 @@ def _store_run(store: Store, run: ScoringRun) -> None:
 
 
 def _metric_rows(run: ScoringRun) -> pd.DataFrame:
-    value_columns = [c for c in run.metrics.columns if c not in ("account_id", "segment")]
+    value_columns = [
+        c for c in run.metrics.columns if c not in ("account_id", "segment")
+    ]
     long = run.metrics.melt(
         id_vars=["account_id"],
         value_vars=value_columns,

@@ -97,7 +97,9 @@ def _component_averages(components: pd.DataFrame) -> pd.DataFrame:
         }
         for name in columns
     ]
-    return pd.DataFrame(rows, columns=["component", "average_score", "accounts_with_data"])
+    return pd.DataFrame(
+        rows, columns=["component", "average_score", "accounts_with_data"]
+    )
 
 
 def _churn_by_band(accounts: pd.DataFrame, bands: Sequence[str]) -> pd.DataFrame:
@@ -107,7 +109,9 @@ def _churn_by_band(accounts: pd.DataFrame, bands: Sequence[str]) -> pd.DataFrame
     )
     order = {name: position for position, name in enumerate([*bands, "Unknown"])}
     ranks = table["band"].map(lambda band: order.get(band, len(order)))
-    return table.iloc[np.argsort(ranks.to_numpy(), kind="stable")].reset_index(drop=True)
+    return table.iloc[np.argsort(ranks.to_numpy(), kind="stable")].reset_index(
+        drop=True
+    )
 
 
 def score_auc(scores: pd.Series, churned: pd.Series) -> float | None:

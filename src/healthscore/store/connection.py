@@ -140,11 +140,20 @@ class Store:
         return self.backend.table(name)
 
     def insert(self, name: str, data: pa.Table) -> None:
-        """Append Arrow rows to a store table, cast to the table's schema."""
+        """Append Arrow rows to a store table, cast to the table's schema.
+
+        Columns of the table that ``data`` lacks are filled with nulls.
+        """
         if data.num_rows == 0:
             return
         target = TABLES[name].to_pyarrow()
-        self.backend.insert(name, data.select(target.names).cast(target))
+        columns = [
+            data.column(field.name).cast(field.type)
+            if field.name in data.column_names
+            else pa.nulls(data.num_rows, field.type)
+            for field in target
+        ]
+        self.backend.insert(name, pa.Table.from_arrays(columns, schema=target))
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Store]:
