@@ -4,8 +4,13 @@ import pyarrow as pa
 import pytest
 
 from healthscore.exceptions import ConfigError, StoreError
-from healthscore.store import DEFAULT_STORE, STORE_ENV_VAR, TABLES, Store
-from healthscore.store import resolve_store_path
+from healthscore.store import (
+    DEFAULT_STORE,
+    STORE_ENV_VAR,
+    TABLES,
+    Store,
+    resolve_store_path,
+)
 
 
 def _account_rows(*ids):

@@ -1,4 +1,4 @@
-"""The `healthscore` command line: a thin layer that parses, calls the library, prints."""
+"""The `healthscore` command line: parse the options, call the library, print."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Score snapshots: compute metrics as of a date, score them, store and read them back.
+"""Score snapshots: compute metrics as of a date, score them, store and read them.
 
-Score tables are append-only. Each run gets a ``run_id``; a reader takes, per account, the
-newest run of the newest as-of date (or of the date asked for).
+Score tables are append-only. Each run gets a ``run_id``. A reader takes, per account,
+the newest run of the newest as-of date, or of the date requested.
 """
 
 from __future__ import annotations
@@ -301,8 +301,9 @@ def explain_account(
     if rows.empty:
         when = "" if as_of is None else f" as of {as_of}"
         raise NotFoundError(
-            f"no stored score for account {account_id!r}{when}. Run `healthscore score` "
-            "first, or list scored accounts with `healthscore accounts`.",
+            f"no stored score for account {account_id!r}{when}. Run "
+            "`healthscore score` first, or list scored accounts with "
+            "`healthscore accounts`.",
             key=account_id,
         )
     row = rows.iloc[0]

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-
 from healthscore.evaluation import churn_rate_by_band, roc_auc
+
 from healthscore.exceptions import NotFoundError
 from healthscore.history import latest_components, latest_scores
 from healthscore.report.html import ReportData

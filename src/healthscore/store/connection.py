@@ -26,7 +26,7 @@ DEFAULT_STORE = Path("healthscore.duckdb")
 
 
 def resolve_store_path(path: str | Path | None = None) -> Path:
-    """Return the store location: ``path``, else ``$HEALTHSCORE_STORE``, else the default.
+    """Return the store location: ``path``, else ``$HEALTHSCORE_STORE``, else default.
 
     Parameters
     ----------
