@@ -1,0 +1,490 @@
+"""Health profiles: which metrics make up a score, how they are weighted and banded.
+
+A profile is a YAML file, whose format :func:`parse_profile` describes. Parsing
+validates it completely, so any :class:`HealthProfile` can be scored. Metric names are
+checked later, against the metrics the store can compute, by
+:meth:`HealthProfile.check_metrics`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from healthscore.exceptions import ProfileError
+from healthscore.scoring._checks import (
+    Where,
+    check_keys,
+    check_number,
+    expect_list,
+    expect_mapping,
+    load_yaml,
+    read_number,
+    read_text,
+)
+from healthscore.scoring.schemes import SCHEME_KINDS, Scheme, parse_scheme
+
+__all__ = [
+    "DEFAULT_BANDS",
+    "DEFAULT_MIN_COVERAGE",
+    "RESERVED_COMPONENT_NAMES",
+    "UNKNOWN_BAND",
+    "Band",
+    "Component",
+    "HealthProfile",
+    "Measure",
+    "load_profile",
+    "parse_profile",
+]
+
+logger = logging.getLogger(__name__)
+
+UNKNOWN_BAND = "Unknown"
+DEFAULT_MIN_COVERAGE = 0.5
+PROFILE_NAME_PATTERN = r"[a-z0-9_-]+"
+
+# Score table columns, which a component name would collide with.
+RESERVED_COMPONENT_NAMES = frozenset(
+    {"account_id", "segment", "score", "band", "coverage", "weakest_component"}
+)
+
+_PROFILE_KEYS = (
+    "name",
+    "description",
+    "applies_to",
+    "min_coverage",
+    "bands",
+    "components",
+)
+_COMPONENT_KEYS = ("name", "weight", "measures")
+_MEASURE_KEYS = ("name", "metric", "weight", *SCHEME_KINDS)
+
+
+@dataclass(frozen=True)
+class Band:
+    """A named score range: scores of at least ``min`` that no earlier band took."""
+
+    name: str
+    min: float
+
+
+DEFAULT_BANDS = (Band("Good", 70.0), Band("Average", 40.0), Band("Poor", 0.0))
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One metric mapped to 0-100 points by a scheme, with its weight in a component.
+
+    ``weight`` is the weight as written, relative to the other measures of the
+    component. :meth:`HealthProfile.nominal_weights` gives the normalised weights.
+    """
+
+    name: str
+    metric: str
+    weight: float
+    scheme: Scheme
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the measure as plain JSON-ready data."""
+        return {
+            "name": self.name,
+            "metric": self.metric,
+            "weight": self.weight,
+            self.scheme.kind: self.scheme.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class Component:
+    """A named group of measures, such as engagement or support, with its weight."""
+
+    name: str
+    weight: float
+    measures: tuple[Measure, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the component as plain JSON-ready data."""
+        return {
+            "name": self.name,
+            "weight": self.weight,
+            "measures": [measure.to_dict() for measure in self.measures],
+        }
+
+
+@dataclass(frozen=True)
+class HealthProfile:
+    """A validated health profile.
+
+    Build one with :func:`load_profile` or :func:`parse_profile`. ``source`` and
+    ``text`` record where the profile came from and do not take part in equality or in
+    :attr:`hash`.
+    """
+
+    name: str
+    description: str
+    applies_to_segments: tuple[str, ...] | None
+    min_coverage: float
+    bands: tuple[Band, ...]
+    components: tuple[Component, ...]
+    source: Path | None = field(default=None, compare=False)
+    text: str = field(default="", compare=False, repr=False)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Distinct metric names, in the order the measures use them."""
+        return tuple(dict.fromkeys(m.metric for _, m in self.measures))
+
+    @property
+    def measures(self) -> tuple[tuple[Component, Measure], ...]:
+        """Every measure with its component, in profile order."""
+        return tuple((c, m) for c in self.components for m in c.measures)
+
+    @cached_property
+    def hash(self) -> str:
+        """SHA-256 hex digest of the parsed profile as canonical JSON.
+
+        Reformatting the YAML, reordering category keys or writing ``40`` as ``40.0``
+        keeps the hash. Any change to a parsed value, the description included,
+        changes it.
+        """
+        canonical = json.dumps(
+            self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the profile as plain JSON-ready data."""
+        segments = self.applies_to_segments
+        return {
+            "name": self.name,
+            "description": self.description,
+            "applies_to": None if segments is None else {"segments": list(segments)},
+            "min_coverage": self.min_coverage,
+            "bands": [{"name": b.name, "min": b.min} for b in self.bands],
+            "components": [component.to_dict() for component in self.components],
+        }
+
+    def nominal_weights(self) -> tuple[float, ...]:
+        """Return each measure's share of the whole score, in profile order.
+
+        A measure's nominal weight is ``component weight / sum of component weights *
+        measure weight / sum of measure weights in its component``. The weights sum to
+        1 up to float rounding.
+        """
+        total = math.fsum(c.weight for c in self.components)
+        weights = []
+        for component in self.components:
+            inner = math.fsum(m.weight for m in component.measures)
+            for measure in component.measures:
+                weights.append(component.weight / total * (measure.weight / inner))
+        return tuple(weights)
+
+    def applies_to(self, segment: str | None) -> bool:
+        """Return whether accounts of ``segment`` are scored with this profile."""
+        if self.applies_to_segments is None:
+            return True
+        return segment in self.applies_to_segments
+
+    def band_for(self, score: float | None) -> str:
+        """Return the name of the first band whose minimum ``score`` reaches.
+
+        A missing score (None or NaN) gets ``"Unknown"``.
+        """
+        if score is None or math.isnan(score):
+            return UNKNOWN_BAND
+        for band in self.bands:
+            if score >= band.min:
+                return band.name
+        return self.bands[-1].name
+
+    def check_metrics(self, known: Callable[[str], bool] | Collection[str]) -> None:
+        """Raise ProfileError for the first metric that ``known`` does not accept.
+
+        Parameters
+        ----------
+        known
+            The metric names the store can compute, or a function that returns
+            whether a name is one. Close matches are suggested only for a collection.
+
+        Raises
+        ------
+        ProfileError
+            Naming the measure's ``metric`` field, the unknown name and close matches.
+        """
+        is_known = known if callable(known) else known.__contains__
+        where = Where(self.source)
+        for i, component in enumerate(self.components):
+            for j, measure in enumerate(component.measures):
+                if is_known(measure.metric):
+                    continue
+                field_where = where.key(f"components[{i}]").key(f"measures[{j}]")
+                hint = _close_metrics(measure, known)
+                raise field_where.key("metric").error(
+                    f"unknown metric {measure.metric!r}.{hint} Use a metric the "
+                    "metrics layer defines, or fix the spelling."
+                )
+
+
+def _close_metrics(measure: Measure, known: object) -> str:
+    if not isinstance(known, Collection) or isinstance(known, str):
+        return ""
+    matches = difflib.get_close_matches(measure.metric, sorted(known), n=3)
+    if not matches:
+        return ""
+    return " Did you mean " + " or ".join(repr(m) for m in matches) + "?"
+
+
+def load_profile(path: str | Path) -> HealthProfile:
+    """Read and validate a profile YAML file.
+
+    Parameters
+    ----------
+    path
+        The profile file.
+
+    Returns
+    -------
+    HealthProfile
+        The validated profile, with ``source`` set to ``path``.
+
+    Raises
+    ------
+    ProfileError
+        If the file cannot be read or the profile is invalid.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(
+            f"cannot read the profile file: {exc}. Check the path and that it is "
+            "UTF-8 text.",
+            path=path,
+        ) from exc
+    return parse_profile(text, path=path)
+
+
+def parse_profile(text: str, path: str | Path | None = None) -> HealthProfile:
+    """Parse and validate a profile from YAML text.
+
+    Parameters
+    ----------
+    text
+        The YAML document. Keys: ``name`` (required, ``[a-z0-9_-]+``),
+        ``description``, ``applies_to: {segments: [...]}``, ``min_coverage`` (0..1,
+        default 0.5), ``bands`` (list of ``{name, min}``, minimums strictly
+        decreasing and ending at 0) and ``components`` (required). Each component
+        has ``name``, ``weight`` and ``measures``. Each measure has ``metric``, an
+        optional ``name`` (default: the metric) and ``weight`` (default 1), and
+        exactly one scheme: ``category``, ``linear``, ``thresholds`` or
+        ``percentile``.
+    path
+        The file the text came from, used in error messages.
+
+    Returns
+    -------
+    HealthProfile
+
+    Raises
+    ------
+    ProfileError
+        For invalid YAML (with the line), an empty document, or any invalid value.
+        The error's ``field`` is the dotted location, such as
+        ``components[0].measures[1].weight``.
+
+    Examples
+    --------
+    >>> profile = parse_profile('''
+    ... name: minimal
+    ... components:
+    ...   - name: usage
+    ...     weight: 1
+    ...     measures:
+    ...       - metric: active_users_30d
+    ...         linear: {worst: 0, best: 50}
+    ... ''')
+    >>> profile.metrics
+    ('active_users_30d',)
+    >>> profile.band_for(72.5)
+    'Good'
+    """
+    source = None if path is None else Path(path)
+    where = Where(source)
+    raw = load_yaml(text, source) if text.strip() else None
+    if raw is None:
+        raise where.error(
+            "the profile is empty. Write at least 'name:' and 'components:'."
+        )
+    raw = expect_mapping(raw, where)
+    check_keys(raw, where, allowed=_PROFILE_KEYS, required=("name", "components"))
+
+    profile = HealthProfile(
+        name=read_text(raw, "name", where, pattern=PROFILE_NAME_PATTERN),
+        description=_read_description(raw, where),
+        applies_to_segments=_read_applies_to(raw.get("applies_to"), where),
+        min_coverage=read_number(
+            raw,
+            "min_coverage",
+            where,
+            default=DEFAULT_MIN_COVERAGE,
+            minimum=0,
+            maximum=1,
+        ),
+        bands=_read_bands(raw.get("bands"), where.key("bands")),
+        components=_read_components(raw["components"], where.key("components")),
+        source=source,
+        text=text,
+    )
+    logger.debug("parsed profile %r (%s)", profile.name, profile.hash[:12])
+    return profile
+
+
+def _read_description(raw: Mapping[Any, Any], where: Where) -> str:
+    value = raw.get("description")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise where.key("description").error(
+            f"expected text; got {value!r}. Quote the description."
+        )
+    return value
+
+
+def _read_applies_to(raw: Any, where: Where) -> tuple[str, ...] | None:
+    if raw is None:
+        return None
+    where = where.key("applies_to")
+    raw = expect_mapping(raw, where)
+    check_keys(raw, where, allowed=("segments",), required=("segments",))
+    segments_where = where.key("segments")
+    segments = expect_list(raw["segments"], segments_where)
+    for i, segment in enumerate(segments):
+        if not isinstance(segment, str) or not segment:
+            raise segments_where.item(i).error(
+                f"expected a segment name as text; got {segment!r}. Quote the name."
+            )
+    return tuple(segments)
+
+
+def _read_bands(raw: Any, where: Where) -> tuple[Band, ...]:
+    if raw is None:
+        return DEFAULT_BANDS
+    bands = []
+    for i, item in enumerate(expect_list(raw, where)):
+        item_where = where.item(i)
+        item = expect_mapping(item, item_where)
+        check_keys(item, item_where, allowed=("name", "min"), required=("name", "min"))
+        name = read_text(item, "name", item_where)
+        minimum = read_number(item, "min", item_where, minimum=0, maximum=100)
+        bands.append(Band(name, minimum))
+    _check_bands(bands, where)
+    return tuple(bands)
+
+
+def _check_bands(bands: list[Band], where: Where) -> None:
+    seen: set[str] = set()
+    for i, band in enumerate(bands):
+        name_where, min_where = where.item(i).key("name"), where.item(i).key("min")
+        if band.name == UNKNOWN_BAND:
+            raise name_where.error(
+                f"band name {band.name!r} is reserved for scores without enough "
+                "data. Choose another name."
+            )
+        if band.name in seen:
+            raise name_where.error(
+                f"band name {band.name!r} is used twice. Give each band its own name."
+            )
+        seen.add(band.name)
+        if i > 0 and band.min >= bands[i - 1].min:
+            raise min_where.error(
+                f"band minimums must strictly decrease; {band.min:g} follows "
+                f"{bands[i - 1].min:g}. List the bands from best to worst."
+            )
+    if bands[-1].min != 0:
+        last_where = where.item(len(bands) - 1).key("min")
+        raise last_where.error(
+            f"the last band must start at 0 so that every score gets a band; got "
+            f"{bands[-1].min:g}. Set its min to 0."
+        )
+
+
+def _read_components(raw: Any, where: Where) -> tuple[Component, ...]:
+    components = []
+    seen: set[str] = set()
+    for i, item in enumerate(expect_list(raw, where)):
+        item_where = where.item(i)
+        component = _read_component(item, item_where)
+        if component.name in seen:
+            raise item_where.key("name").error(
+                f"component name {component.name!r} is used twice. "
+                "Give each component its own name."
+            )
+        seen.add(component.name)
+        components.append(component)
+    _check_weights_not_all_zero([c.weight for c in components], where, "component")
+    return tuple(components)
+
+
+def _read_component(raw: Any, where: Where) -> Component:
+    raw = expect_mapping(raw, where)
+    check_keys(raw, where, allowed=_COMPONENT_KEYS, required=_COMPONENT_KEYS)
+    name = read_text(raw, "name", where)
+    if name in RESERVED_COMPONENT_NAMES:
+        raise where.key("name").error(
+            f"component name {name!r} is reserved for a score column. "
+            f"Choose a name other than {', '.join(sorted(RESERVED_COMPONENT_NAMES))}."
+        )
+    weight = _read_weight(raw, where, default=None)
+
+    measures = []
+    seen: set[str] = set()
+    measures_where = where.key("measures")
+    for j, item in enumerate(expect_list(raw["measures"], measures_where)):
+        measure = _read_measure(item, measures_where.item(j))
+        if measure.name in seen:
+            raise measures_where.item(j).error(
+                f"measure name {measure.name!r} is used twice in component {name!r}. "
+                "Add 'name:' to tell the measures apart."
+            )
+        seen.add(measure.name)
+        measures.append(measure)
+    _check_weights_not_all_zero([m.weight for m in measures], measures_where, "measure")
+    return Component(name=name, weight=weight, measures=tuple(measures))
+
+
+def _read_measure(raw: Any, where: Where) -> Measure:
+    raw = expect_mapping(raw, where)
+    check_keys(raw, where, allowed=_MEASURE_KEYS, required=("metric",))
+    metric = read_text(raw, "metric", where)
+    name = read_text(raw, "name", where, default=metric)
+    weight = _read_weight(raw, where, default=1.0)
+    return Measure(
+        name=name, metric=metric, weight=weight, scheme=parse_scheme(raw, where)
+    )
+
+
+def _read_weight(raw: Mapping[Any, Any], where: Where, default: float | None) -> float:
+    if "weight" not in raw:
+        if default is None:
+            raise where.key("weight").error(
+                "missing required key 'weight'. Add 'weight: <number>' to this entry."
+            )
+        return default
+    value = raw["weight"]
+    return check_number(value, where.key("weight"), minimum=0)
+
+
+def _check_weights_not_all_zero(weights: list[float], where: Where, kind: str) -> None:
+    if not any(weight > 0 for weight in weights):
+        raise where.error(
+            f"every {kind} weight is 0, so the weights cannot be normalised. "
+            f"Give at least one {kind} a weight above 0."
+        )
