@@ -175,6 +175,10 @@ footer { margin-top: 24px; font-size: 12px; color: var(--muted); }
   .page { max-width: none; padding: 0; }
   .card, .kpi { border-color: #c8ccd2; break-inside: avoid; }
   .grid { grid-template-columns: 1fr 1fr; }
+  .kpis { grid-template-columns: repeat(3, 1fr); }
+  .split { grid-template-columns: 1fr; }
+  .table-wrap { overflow: visible; }
+  table { font-size: 11px; }
   thead { display: table-header-group; }
   tr { break-inside: avoid; }
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
@@ -437,7 +441,7 @@ def _kpi_section(accounts: pd.DataFrame, worst_band: str | None) -> str:
             "average-score",
             "Average score",
             "–" if math.isnan(average) else f"{average:.1f}",
-            "over scored accounts, 0-100",
+            "out of 100, scored accounts only",
         ),
     ]
     return (
