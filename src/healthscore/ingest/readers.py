@@ -1,0 +1,599 @@
+"""Read CSV, JSON Lines, JSON and Parquet files into columns of text.
+
+Every reader returns a :class:`RawTable`: one ``str`` column per source column holding
+the values as read, the row number of each row, and the rows that could not be split
+into fields at all, ready for the quarantine table.
+
+Row numbers count from 1. In a delimited file the header is row 0 and a row's number is
+the line it starts on minus the header's line, so blank lines and values that span lines
+keep the numbers equal to line numbers minus one. In JSON Lines a row's number is its
+line number, in a JSON array its position, and in Parquet its position.
+
+Delimited files are split by Python's :mod:`csv` module. A record that spans several
+lines and then has the wrong number of fields is taken to start with an unbalanced
+quote: its first line is rejected and reading restarts on the next line, so one stray
+quote cannot swallow the rest of the file. Bytes that are invalid in the declared
+encoding reject the rows that contain them.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import itertools
+import json
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from healthscore.exceptions import InputDataError
+from healthscore.ingest.mapping import ColumnMapping, CsvOptions
+
+__all__ = ["RawTable", "RejectedRow", "read_source", "resolve_format"]
+
+logger = logging.getLogger(__name__)
+
+EXTENSION_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".txt": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+
+_GUESSED_DELIMITERS = (",", ";", "\t", "|")
+_SURROGATE = re.compile("[\udc80-\udcff]")
+_LINE_KEY = "_line"
+_EXTRA_KEY = "_extra_fields"
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    """A row for the quarantine table.
+
+    ``raw`` is a JSON object of the row's values as read. A row that could not be
+    split into fields has its whole text under ``"_line"``.
+    """
+
+    row_number: int
+    raw: str
+    reason: str
+    category: str
+
+
+@dataclass
+class RawTable:
+    """The rows of a source file, as text.
+
+    ``frame`` has one ``str`` column per source column, NA where a row has no value,
+    and is aligned with ``row_numbers``. ``rows_read`` counts the rows in ``frame``
+    plus the rows in ``rejected``.
+    """
+
+    columns: list[str]
+    frame: pd.DataFrame
+    row_numbers: np.ndarray
+    rejected: list[RejectedRow] = field(default_factory=list)
+    sha256: str = ""
+    decimal: str = "."
+
+    @property
+    def rows_read(self) -> int:
+        """All data rows of the file, rejected ones included."""
+        return len(self.frame) + len(self.rejected)
+
+    def raw_json_rows(self, positions: np.ndarray) -> list[str]:
+        """Return the JSON objects of rows of ``frame``, with values as read."""
+        subset = self.frame.iloc[positions].astype("object")
+        subset = subset.where(subset.notna(), None)
+        return [
+            json.dumps(row, ensure_ascii=False) for row in subset.to_dict("records")
+        ]
+
+
+def resolve_format(path: Path, mapping: ColumnMapping) -> str:
+    """Return the file format: the mapping's ``format``, else from the extension."""
+    if mapping.format is not None:
+        return mapping.format
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes.pop()
+    suffix = suffixes[-1] if suffixes else ""
+    if suffix not in EXTENSION_FORMATS:
+        raise InputDataError(
+            f"cannot tell the format from the extension {suffix!r}; expected one of "
+            f"{sorted(EXTENSION_FORMATS)} (optionally gzipped as .gz). Rename the file "
+            "or set 'format:' in the mapping.",
+            path=path,
+        )
+    return EXTENSION_FORMATS[suffix]
+
+
+def read_source(path: str | Path, mapping: ColumnMapping) -> RawTable:
+    """Read a data file into a :class:`RawTable`.
+
+    Parameters
+    ----------
+    path
+        A CSV, TSV, TXT, JSON Lines, JSON or Parquet file, optionally gzipped.
+    mapping
+        Supplies the format and the CSV reader options.
+
+    Raises
+    ------
+    InputDataError
+        If the file is missing, unreadable, has no rows, or has no usable header.
+    """
+    path = Path(path)
+    fmt = resolve_format(path, mapping)
+    data = _read_bytes(path)
+    digest = hashlib.sha256(data).hexdigest()
+    if path.suffix.lower() == ".gz":
+        data = _gunzip(data, path)
+
+    if fmt == "parquet":
+        table = _read_parquet(data, path)
+    elif fmt in ("json", "jsonl"):
+        table = _read_json(data, path, array=fmt == "json")
+    else:
+        table = _read_delimited(data, path, mapping.csv, tsv=fmt == "tsv")
+        table.decimal = mapping.csv.decimal
+    table.sha256 = digest
+
+    if table.rows_read == 0:
+        raise InputDataError(
+            "the file has no rows. Check that it is the right file and that the "
+            "export finished.",
+            path=path,
+        )
+    logger.debug("read %d rows from %s as %s", table.rows_read, path, fmt)
+    return table
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise InputDataError("file not found. Check the path.", path=path) from exc
+    except OSError as exc:
+        raise InputDataError(
+            f"cannot read the file: {exc.strerror}. Check the path and permissions.",
+            path=path,
+        ) from exc
+
+
+def _gunzip(data: bytes, path: Path) -> bytes:
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError) as exc:
+        raise InputDataError(
+            f"the file ends in .gz but is not valid gzip data ({exc}). "
+            "Decompress it or fix the name.",
+            path=path,
+        ) from exc
+
+
+def _decode(data: bytes, encoding: str) -> tuple[str, bool]:
+    """Decode bytes; return the text and whether some bytes were invalid.
+
+    Invalid bytes become lone surrogates (``surrogateescape``), which
+    :func:`_has_bad_bytes` finds later.
+    """
+    if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+        encoding = "utf-8-sig"
+    try:
+        return data.decode(encoding), False
+    except UnicodeDecodeError:
+        return data.decode(encoding, errors="surrogateescape"), True
+
+
+def _has_bad_bytes(values: Iterable[str]) -> bool:
+    return any(_SURROGATE.search(value) for value in values)
+
+
+def _show_bad_bytes(value: str) -> str:
+    """Write invalid bytes as ``\\xNN`` so the text can be stored."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _encoding_reason(encoding: str) -> str:
+    return (
+        f"the row contains bytes that are not valid {encoding}; if the file is a "
+        "Windows or older export, set 'csv: {encoding: latin-1}' (or cp1252) in the "
+        "mapping"
+    )
+
+
+def _text_json(values: dict[str, Any]) -> str:
+    shown = {
+        key: _show_bad_bytes(value) if isinstance(value, str) else value
+        for key, value in values.items()
+    }
+    return json.dumps(shown, ensure_ascii=False)
+
+
+# Delimited text
+
+
+def _guess_delimiter(header: str, tsv: bool) -> str:
+    if tsv:
+        return "\t"
+    counts = {d: header.count(d) for d in _GUESSED_DELIMITERS}
+    best = max(counts, key=lambda d: counts[d])
+    if counts[best] > 0:
+        return best
+    if re.search(r"\S\s+\S", header.strip()):
+        return "whitespace"
+    return ","
+
+
+def _header_names(fields: list[str], path: Path) -> list[str]:
+    names = [
+        name.strip() or f"column_{position}"
+        for position, name in enumerate(fields, start=1)
+    ]
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise InputDataError(
+                f"the header names the column {name!r} twice; expected unique column "
+                "names. Rename one of them in the file.",
+                path=path,
+            )
+        seen.add(name)
+    return names
+
+
+def _split_lines(text: str) -> list[str]:
+    return io.StringIO(text, newline="").readlines()
+
+
+def _read_delimited(
+    data: bytes, path: Path, options: CsvOptions, tsv: bool
+) -> RawTable:
+    text, bad_bytes = _decode(data, options.encoding)
+    lines = _split_lines(text)
+    header_index = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if header_index is None:
+        return _empty_table()
+
+    header_line = lines[header_index]
+    if _has_bad_bytes([header_line]):
+        raise InputDataError(
+            f"the header line is not valid {options.encoding}: "
+            f"{_show_bad_bytes(header_line.strip())!r}. Set 'csv: {{encoding: "
+            "latin-1}' (or cp1252) in the mapping, or save the file as UTF-8.",
+            path=path,
+        )
+    delimiter = options.delimiter or _guess_delimiter(header_line, tsv)
+    if delimiter == "whitespace":
+        header = header_line.split()
+    else:
+        header = next(
+            csv.reader([header_line], delimiter=delimiter, quotechar=options.quote)
+        )
+    columns = _header_names(header, path)
+
+    splitter = _WhitespaceSplitter() if delimiter == "whitespace" else None
+    records, numbers, rejected = _split_records(
+        lines, header_index, columns, delimiter, options.quote, splitter
+    )
+    if bad_bytes:
+        records, numbers, rejected = _reject_bad_bytes(
+            records, numbers, rejected, columns, options.encoding
+        )
+    return _table_from_records(columns, records, numbers, rejected)
+
+
+class _WhitespaceSplitter:
+    """Split lines on runs of whitespace; there is no quoting."""
+
+    def split(self, lines: list[str], start: int) -> Iterable[tuple[int, list[str]]]:
+        for index in range(start, len(lines)):
+            yield index, lines[index].split()
+
+
+def _split_records(
+    lines: list[str],
+    header_index: int,
+    columns: list[str],
+    delimiter: str,
+    quote: str,
+    splitter: _WhitespaceSplitter | None,
+) -> tuple[list[list[str]], list[int], list[RejectedRow]]:
+    width = len(columns)
+    records: list[list[str]] = []
+    numbers: list[int] = []
+    rejected: list[RejectedRow] = []
+
+    if splitter is not None:
+        for index, fields in splitter.split(lines, header_index + 1):
+            if not fields:
+                continue
+            number = index - header_index
+            if len(fields) == width:
+                records.append(fields)
+                numbers.append(number)
+            else:
+                rejected.append(_wrong_width_row(number, columns, fields))
+        return records, numbers, rejected
+
+    position = header_index + 1
+    while position < len(lines):
+        position = _read_until_restart(
+            lines, position, header_index, columns, delimiter, quote,
+            records, numbers, rejected,
+        )  # fmt: skip
+    return records, numbers, rejected
+
+
+def _read_until_restart(
+    lines: list[str],
+    position: int,
+    header_index: int,
+    columns: list[str],
+    delimiter: str,
+    quote: str,
+    records: list[list[str]],
+    numbers: list[int],
+    rejected: list[RejectedRow],
+) -> int:
+    """Read records from ``position``; return where to restart, or the end."""
+    width = len(columns)
+    reader = csv.reader(
+        itertools.islice(lines, position, None), delimiter=delimiter, quotechar=quote
+    )
+    start = position
+    try:
+        for fields in reader:
+            first, start = start, position + reader.line_num
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue
+            number = first - header_index
+            if len(fields) == width:
+                records.append(fields)
+                numbers.append(number)
+            elif start - first > 1:
+                rejected.append(_unbalanced_quote_row(number, lines[first], quote))
+                return first + 1
+            else:
+                rejected.append(_wrong_width_row(number, columns, fields))
+    except csv.Error as exc:
+        rejected.append(
+            RejectedRow(
+                start - header_index,
+                _text_json({_LINE_KEY: lines[start]}),
+                f"the row is not valid CSV ({exc}); fix the quoting in the file",
+                "malformed_row",
+            )
+        )
+        return start + 1
+    return len(lines)
+
+
+def _wrong_width_row(number: int, columns: list[str], fields: list[str]) -> RejectedRow:
+    values: dict[str, Any] = dict(zip(columns, fields, strict=False))
+    if len(fields) > len(columns):
+        values[_EXTRA_KEY] = fields[len(columns) :]
+    return RejectedRow(
+        number,
+        _text_json(values),
+        f"the row has {len(fields)} fields; expected {len(columns)} as in the header. "
+        "Check for an unquoted delimiter in a value or a missing field",
+        "malformed_row",
+    )
+
+
+def _unbalanced_quote_row(number: int, line: str, quote: str) -> RejectedRow:
+    return RejectedRow(
+        number,
+        _text_json({_LINE_KEY: line.rstrip("\r\n")}),
+        f"the row has an unbalanced quote ({quote}), so its last value runs into the "
+        "next lines; close the quote or double a quote inside a quoted value",
+        "malformed_row",
+    )
+
+
+def _reject_bad_bytes(
+    records: list[list[str]],
+    numbers: list[int],
+    rejected: list[RejectedRow],
+    columns: list[str],
+    encoding: str,
+) -> tuple[list[list[str]], list[int], list[RejectedRow]]:
+    kept_records, kept_numbers = [], []
+    for fields, number in zip(records, numbers, strict=True):
+        if _has_bad_bytes(fields):
+            raw = _text_json(dict(zip(columns, fields, strict=True)))
+            rejected.append(
+                RejectedRow(number, raw, _encoding_reason(encoding), "encoding")
+            )
+        else:
+            kept_records.append(fields)
+            kept_numbers.append(number)
+    logger.warning(
+        "%d rows contain bytes that are not valid %s",
+        len(records) - len(kept_records),
+        encoding,
+    )
+    return kept_records, kept_numbers, rejected
+
+
+def _empty_table(columns: list[str] | None = None) -> RawTable:
+    columns = columns or []
+    frame = pd.DataFrame({name: pd.Series([], dtype="str") for name in columns})
+    return RawTable(columns, frame, np.array([], dtype="int64"))
+
+
+def _table_from_records(
+    columns: list[str],
+    records: list[list[str]],
+    numbers: list[int],
+    rejected: list[RejectedRow],
+) -> RawTable:
+    if not records:
+        table = _empty_table(columns)
+        table.rejected = sorted(rejected, key=lambda row: row.row_number)
+        return table
+    by_column = list(zip(*records, strict=True))
+    frame = pd.DataFrame(
+        {name: pd.Series(by_column[i], dtype="str") for i, name in enumerate(columns)}
+    )
+    return RawTable(
+        columns,
+        frame,
+        np.asarray(numbers, dtype="int64"),
+        sorted(rejected, key=lambda row: row.row_number),
+    )
+
+
+# JSON
+
+
+def _json_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _read_json(data: bytes, path: Path, array: bool) -> RawTable:
+    text, bad_bytes = _decode(data, "utf-8")
+    if array and text.lstrip().startswith("["):
+        objects, rejected = _parse_json_array(text, path)
+    else:
+        objects, rejected = _parse_json_lines(text, bad_bytes)
+
+    columns: dict[str, None] = {}
+    for _, obj in objects:
+        columns.update(dict.fromkeys(obj))
+    names = list(columns)
+    records = [[_json_text(obj.get(name)) for name in names] for _, obj in objects]
+    numbers = [number for number, _ in objects]
+    if not records:
+        table = _empty_table(names)
+        table.rejected = rejected
+        return table
+    by_column = list(zip(*records, strict=True))
+    frame = pd.DataFrame(
+        {name: pd.Series(by_column[i], dtype="str") for i, name in enumerate(names)}
+    )
+    return RawTable(names, frame, np.asarray(numbers, dtype="int64"), rejected)
+
+
+def _parse_json_array(
+    text: str, path: Path
+) -> tuple[list[tuple[int, dict[str, Any]]], list[RejectedRow]]:
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputDataError(
+            f"the file is not valid JSON ({exc.msg} at line {exc.lineno}, column "
+            f"{exc.colno}); expected an array of objects. Fix the JSON, or write one "
+            "object per line and name the file .jsonl.",
+            path=path,
+        ) from exc
+    objects, rejected = [], []
+    for number, item in enumerate(items, start=1):
+        if isinstance(item, dict):
+            objects.append((number, item))
+        else:
+            rejected.append(_not_an_object(number, item))
+    return objects, rejected
+
+
+def _parse_json_lines(
+    text: str, bad_bytes: bool
+) -> tuple[list[tuple[int, dict[str, Any]]], list[RejectedRow]]:
+    objects, rejected = [], []
+    for number, line in enumerate(_split_lines(text), start=1):
+        if not line.strip():
+            continue
+        if bad_bytes and _has_bad_bytes([line]):
+            raw = _text_json({_LINE_KEY: line.rstrip("\r\n")})
+            rejected.append(
+                RejectedRow(number, raw, _encoding_reason("utf-8"), "encoding")
+            )
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            rejected.append(
+                RejectedRow(
+                    number,
+                    _text_json({_LINE_KEY: line.rstrip("\r\n")}),
+                    f"the line is not valid JSON ({exc.msg} at column {exc.colno})",
+                    "malformed_row",
+                )
+            )
+            continue
+        if isinstance(item, dict):
+            objects.append((number, item))
+        else:
+            rejected.append(_not_an_object(number, item))
+    return objects, rejected
+
+
+def _not_an_object(number: int, item: Any) -> RejectedRow:
+    return RejectedRow(
+        number,
+        json.dumps({_LINE_KEY: item}, ensure_ascii=False),
+        f"expected a JSON object with one key per column; got {type(item).__name__} "
+        f"{json.dumps(item, ensure_ascii=False)[:80]}",
+        "malformed_row",
+    )
+
+
+# Parquet
+
+
+def _read_parquet(data: bytes, path: Path) -> RawTable:
+    try:
+        table = pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowException, OSError) as exc:
+        raise InputDataError(
+            f"the file is not a readable Parquet file ({exc}). Check the format, or "
+            "set 'format:' in the mapping.",
+            path=path,
+        ) from exc
+    names = [str(name) for name in table.column_names]
+    frame = pd.DataFrame(
+        {
+            name: pd.Series(_parquet_text(table.column(i)).to_pandas(), dtype="str")
+            for i, name in enumerate(names)
+        }
+    )
+    numbers = np.arange(1, table.num_rows + 1, dtype="int64")
+    return RawTable(names, frame, numbers)
+
+
+def _parquet_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return column.cast(pa.string())
+    if pa.types.is_dictionary(kind):
+        return _parquet_text(column.cast(kind.value_type))
+    nested = pa.types.is_nested(kind) or pa.types.is_binary(kind)
+    if nested or pa.types.is_large_binary(kind):
+        values = [_json_text(v) for v in column.to_pylist()]
+        return pa.chunked_array([pa.array(values, pa.string())])
+    return pc.cast(column, pa.string())

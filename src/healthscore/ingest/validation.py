@@ -1,0 +1,548 @@
+"""Apply a column mapping to a source table and validate every row.
+
+:func:`resolve_mapping` decides, before any row is parsed, which source column fills
+each target and which columns become account attributes; a file that lacks a required
+column fails here as a whole. :func:`validate_rows` then parses every value and checks
+the entity's rules, and splits the rows into typed accepted rows and rejected rows with
+their reasons.
+
+Rejection categories (the keys of ``IngestResult.reasons``): ``malformed_row`` and
+``encoding`` from the readers, ``missing_value`` (a required value is blank),
+``invalid_value`` (a value does not parse, or breaks a rule such as ``resolved_at``
+before ``opened_at``), ``out_of_range`` (a survey score outside its scale) and
+``duplicate_conflict`` (a key seen earlier in the file with other values).
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import logging
+import operator
+from dataclasses import dataclass
+
+import pandas as pd
+
+from healthscore.exceptions import InputDataError, MappingError
+from healthscore.ingest.mapping import (
+    ENTITY_TARGETS,
+    ColumnMapping,
+    ColumnSpec,
+    snake_case,
+)
+from healthscore.ingest.parsing import (
+    Parsed,
+    clean_text,
+    infer_kind,
+    parse_booleans,
+    parse_integers,
+    parse_numbers,
+    parse_timestamps,
+)
+from healthscore.ingest.readers import RawTable, RejectedRow
+
+__all__ = [
+    "ResolvedColumn",
+    "ResolvedMapping",
+    "ValidatedRows",
+    "resolve_mapping",
+    "validate_rows",
+]
+
+logger = logging.getLogger(__name__)
+
+SURVEY_SCALES = {"nps": (0.0, 10.0), "csat": (1.0, 5.0)}
+
+_DTYPES = {
+    "text": "str",
+    "number": "float64",
+    "integer": "Int64",
+    "boolean": "boolean",
+    "timestamp": "datetime64[us, UTC]",
+}
+
+
+@dataclass(frozen=True)
+class ResolvedColumn:
+    """One target column or attribute and the spec that fills it.
+
+    ``kind`` is ``None`` for an attribute whose type is inferred from its values.
+    """
+
+    target: str
+    kind: str | None
+    spec: ColumnSpec
+    required: bool = False
+
+    @property
+    def label(self) -> str:
+        """How rejection reasons name the column."""
+        if self.spec.source is None:
+            return f"the constant for {self.target}"
+        if self.spec.source == self.target:
+            return f"column {self.spec.source!r}"
+        return f"column {self.spec.source!r} (mapped to {self.target})"
+
+
+@dataclass(frozen=True)
+class ResolvedMapping:
+    """The mapping of one entity applied to the columns of one file."""
+
+    entity: str
+    columns: tuple[ResolvedColumn, ...]
+    attributes: tuple[ResolvedColumn, ...]
+    timezone: str
+
+
+@dataclass
+class ValidatedRows:
+    """The outcome of validating a source table.
+
+    ``values`` has one typed column per target of the entity and one row per accepted
+    row, indexed by the row's position in the source table. ``attributes`` is long
+    form (position, name, kind, number_value, text_value) for the accepted rows.
+    """
+
+    values: pd.DataFrame
+    attributes: pd.DataFrame
+    rejected: list[RejectedRow]
+
+
+def resolve_mapping(
+    entity: str, columns: list[str], mapping: ColumnMapping, path: object = None
+) -> ResolvedMapping:
+    """Match the mapping's targets to the columns of a file.
+
+    Parameters
+    ----------
+    entity
+        One of :data:`~healthscore.ingest.mapping.ENTITIES`.
+    columns
+        The source columns, as read.
+    mapping
+        The column mapping.
+    path
+        The source file, named in errors.
+
+    Raises
+    ------
+    MappingError
+        If the mapping names a target the entity does not have, or sets a type the
+        target cannot take.
+    InputDataError
+        If a required target has no source column, or the mapping names a source
+        column the file does not have.
+    """
+    targets = {target.name: target for target in ENTITY_TARGETS[entity]}
+    _check_mapping_targets(entity, targets, mapping)
+    _check_sources_exist(mapping, columns, path)
+
+    resolved = []
+    used_sources = {spec.source for spec in mapping.columns.values() if spec.source}
+    for target in targets.values():
+        spec = mapping.columns.get(target.name) or _auto_spec(
+            target.name, columns, used_sources
+        )
+        if spec is None:
+            if target.required:
+                raise _missing_column_error(target.name, columns, path)
+            continue
+        if spec.source:
+            used_sources.add(spec.source)
+        resolved.append(ResolvedColumn(target.name, target.kind, spec, target.required))
+
+    attributes: tuple[ResolvedColumn, ...] = ()
+    if entity == "accounts":
+        attributes = _resolve_attributes(targets, mapping, columns, used_sources, path)
+    return ResolvedMapping(entity, tuple(resolved), attributes, mapping.timezone)
+
+
+def _check_mapping_targets(entity: str, targets: dict, mapping: ColumnMapping) -> None:
+    for name, spec in mapping.columns.items():
+        target = targets.get(name)
+        if target is None and entity != "accounts":
+            raise MappingError(
+                f"unknown target column {name!r} for {entity}; expected one of "
+                f"{list(targets)}. Only accounts keep extra columns, as attributes.",
+                path=mapping.path,
+                field=f"columns.{name}",
+            )
+        if target is not None and spec.kind not in (None, target.kind):
+            raise MappingError(
+                f"{name} is a {target.kind} column, but the mapping sets type "
+                f"{spec.kind!r}. Remove the type or set type: {target.kind}.",
+                path=mapping.path,
+                field=f"columns.{name}.type",
+            )
+
+
+def _check_sources_exist(
+    mapping: ColumnMapping, columns: list[str], path: object
+) -> None:
+    for name, spec in mapping.columns.items():
+        if spec.source is not None and spec.source not in columns:
+            raise InputDataError(
+                f"the mapping takes {name} from column {spec.source!r}, which the file "
+                f"does not have{_did_you_mean(spec.source, columns)}; the file has "
+                f"columns {columns}. Fix 'columns.{name}' in the mapping.",
+                path=path,
+            )
+
+
+def _did_you_mean(name: str, columns: list[str]) -> str:
+    matches = difflib.get_close_matches(name, columns, n=1)
+    return f" (did you mean {matches[0]!r}?)" if matches else ""
+
+
+def _auto_spec(
+    target: str, columns: list[str], used_sources: set[str]
+) -> ColumnSpec | None:
+    """Find the source column named like the target: exactly, else in snake_case."""
+    if target in columns and target not in used_sources:
+        return ColumnSpec(source=target)
+    for column in columns:
+        if column not in used_sources and snake_case(column) == target:
+            return ColumnSpec(source=column)
+    return None
+
+
+def _missing_column_error(
+    target: str, columns: list[str], path: object
+) -> InputDataError:
+    by_snake = {snake_case(column): column for column in columns}
+    close = difflib.get_close_matches(target, list(by_snake), n=1)
+    example = by_snake[close[0]] if close else "<your column>"
+    return InputDataError(
+        f"required column {target!r} is missing; the file has columns {columns}. "
+        f"Add a mapping line '{target}: {example}' under 'columns:'.",
+        path=path,
+    )
+
+
+def _resolve_attributes(
+    targets: dict,
+    mapping: ColumnMapping,
+    columns: list[str],
+    used_sources: set[str],
+    path: object,
+) -> tuple[ResolvedColumn, ...]:
+    attributes = [
+        ResolvedColumn(name, spec.kind, spec)
+        for name, spec in mapping.columns.items()
+        if name not in targets
+    ]
+    if mapping.attributes == "none":
+        kept: list[str] = []
+    elif mapping.attributes == "all":
+        kept = [column for column in columns if column not in used_sources]
+    else:
+        missing = [name for name in mapping.attributes if name not in columns]
+        if missing:
+            raise InputDataError(
+                f"the mapping lists attributes {missing} that the file does not have; "
+                f"the file has columns {columns}. Fix 'attributes' in the mapping.",
+                path=path,
+            )
+        kept = [name for name in mapping.attributes if name not in used_sources]
+    attributes += [
+        ResolvedColumn(snake_case(column) or column, None, ColumnSpec(source=column))
+        for column in kept
+    ]
+    _check_unique_attributes(attributes, path)
+    return tuple(attributes)
+
+
+def _check_unique_attributes(attributes: list[ResolvedColumn], path: object) -> None:
+    seen: dict[str, ResolvedColumn] = {}
+    for attribute in attributes:
+        earlier = seen.get(attribute.target)
+        if earlier is not None:
+            raise InputDataError(
+                f"columns {earlier.spec.source!r} and {attribute.spec.source!r} both "
+                f"become the attribute {attribute.target!r}. Map one of them to "
+                f"another name, e.g. 'other_name: {attribute.spec.source}' under "
+                "'columns:'.",
+                path=path,
+            )
+        seen[attribute.target] = attribute
+
+
+def validate_rows(raw: RawTable, resolved: ResolvedMapping) -> ValidatedRows:
+    """Parse and check every row of ``raw``.
+
+    Parameters
+    ----------
+    raw
+        The source table.
+    resolved
+        The mapping applied to its columns, from :func:`resolve_mapping`.
+
+    Returns
+    -------
+    ValidatedRows
+        Typed accepted rows, their attributes, and the rejected rows with reasons
+        (including the rows the reader rejected).
+
+    Raises
+    ------
+    MappingError
+        If a constant in the mapping does not parse as its column's type.
+    """
+    problems: list[pd.DataFrame] = []
+    values: dict[str, pd.Series] = {}
+    for order, column in enumerate(resolved.columns):
+        text = _column_text(raw, column.spec)
+        parsed = _parse_column(text, column, raw.decimal, resolved.timezone)
+        values[column.target] = parsed.values
+        problems.append(_invalid_problems(parsed, text, column, order))
+        if column.required:
+            problems.append(_missing_problems(text, parsed, column, order))
+
+    frame = _complete_frame(resolved.entity, values, len(raw.frame))
+    problems.extend(_entity_problems(resolved.entity, frame))
+    attribute_values, attribute_problems = _parse_attributes(raw, resolved)
+    problems.extend(attribute_problems)
+
+    reasons = _combine_problems(problems)
+    accepted = frame.index.difference(reasons.index)
+    attributes = attribute_values[attribute_values["position"].isin(accepted)]
+    rejected = _rejected_rows(raw, reasons) + raw.rejected
+    return ValidatedRows(
+        frame.loc[accepted],
+        attributes.reset_index(drop=True),
+        sorted(rejected, key=lambda row: row.row_number),
+    )
+
+
+def _column_text(raw: RawTable, spec: ColumnSpec) -> pd.Series:
+    if spec.source is not None:
+        return clean_text(raw.frame[spec.source])
+    constant = pd.Series(spec.value, index=raw.frame.index, dtype="str")
+    return clean_text(constant)
+
+
+def _parse_column(
+    text: pd.Series, column: ResolvedColumn, decimal: str, timezone: str
+) -> Parsed:
+    spec = column.spec
+    kind = column.kind or "text"
+    if kind == "number":
+        parsed = parse_numbers(text, decimal, spec.multiply)
+    elif kind == "integer":
+        parsed = parse_integers(text, decimal, spec.multiply)
+    elif kind == "boolean":
+        parsed = parse_booleans(text)
+    elif kind == "timestamp":
+        parsed = parse_timestamps(text, spec.formats, spec.timezone or timezone)
+    else:
+        parsed = Parsed(text, pd.Series([], dtype="object"))
+
+    if spec.source is None and not parsed.errors.empty:
+        raise MappingError(
+            f"the constant {spec.value!r} is not a valid {kind}; expected "
+            f"{parsed.errors.iloc[0]}.",
+            field=f"columns.{column.target}.value",
+        )
+    return parsed
+
+
+def _problem_frame(
+    positions: pd.Index, order: int, category: str, messages: list[str]
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "position": positions.to_numpy(dtype="int64"),
+            "order": order,
+            "category": category,
+            "message": pd.Series(messages, dtype="object"),
+        }
+    )
+
+
+def _invalid_problems(
+    parsed: Parsed, text: pd.Series, column: ResolvedColumn, order: int
+) -> pd.DataFrame:
+    positions = parsed.errors.index
+    shown = text.loc[positions].tolist()
+    messages = [
+        f"{column.label}: {value!r} is not valid; expected {expected}"
+        for value, expected in zip(shown, parsed.errors.tolist(), strict=True)
+    ]
+    return _problem_frame(positions, order, "invalid_value", messages)
+
+
+def _missing_problems(
+    text: pd.Series, parsed: Parsed, column: ResolvedColumn, order: int
+) -> pd.DataFrame:
+    positions = text.index[text.isna().to_numpy()]
+    message = f"{column.label} is blank; every row needs a {column.target}"
+    return _problem_frame(positions, order, "missing_value", [message] * len(positions))
+
+
+def _complete_frame(
+    entity: str, values: dict[str, pd.Series], length: int
+) -> pd.DataFrame:
+    """Return one typed column per target of the entity, NA where none is mapped."""
+    index = pd.RangeIndex(length)
+    columns = {}
+    for target in ENTITY_TARGETS[entity]:
+        series = values.get(target.name)
+        if series is None:
+            series = pd.Series(index=index, dtype=_DTYPES[target.kind])
+        columns[target.name] = series.astype(_DTYPES[target.kind])
+    frame = pd.DataFrame(columns, index=index)
+    if entity == "surveys":
+        frame["survey"] = frame["survey"].str.lower()
+    return frame
+
+
+def _entity_problems(entity: str, frame: pd.DataFrame) -> list[pd.DataFrame]:
+    order = len(frame.columns)
+    if entity == "surveys":
+        return _survey_problems(frame, order)
+    if entity == "tickets":
+        return [_ticket_problems(frame, order)]
+    return []
+
+
+def _survey_problems(frame: pd.DataFrame, order: int) -> list[pd.DataFrame]:
+    survey = frame["survey"]
+    unknown = survey.notna() & ~survey.isin(list(SURVEY_SCALES))
+    positions = frame.index[unknown.to_numpy()]
+    problems = [
+        _problem_frame(
+            positions,
+            order,
+            "invalid_value",
+            [
+                f"survey {value!r} is not a known survey; expected 'nps' or 'csat'"
+                for value in survey.loc[positions]
+            ],
+        )
+    ]
+    for name, (low, high) in SURVEY_SCALES.items():
+        score = frame["score"]
+        outside = (survey == name) & score.notna() & ((score < low) | (score > high))
+        positions = frame.index[outside.fillna(False).to_numpy()]
+        messages = [
+            f"{name} score {value:g} is out of range; expected {low:g} to {high:g}"
+            for value in score.loc[positions]
+        ]
+        problems.append(_problem_frame(positions, order, "out_of_range", messages))
+    return problems
+
+
+def _ticket_problems(frame: pd.DataFrame, order: int) -> pd.DataFrame:
+    opened, resolved = frame["opened_at"], frame["resolved_at"]
+    before = (resolved < opened).fillna(False)
+    positions = frame.index[before.to_numpy()]
+    messages = [
+        f"resolved_at {r.isoformat()} is before opened_at {o.isoformat()}; expected "
+        "a resolution time on or after the opening time"
+        for r, o in zip(resolved.loc[positions], opened.loc[positions], strict=True)
+    ]
+    return _problem_frame(positions, order, "invalid_value", messages)
+
+
+def _parse_attributes(
+    raw: RawTable, resolved: ResolvedMapping
+) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """Parse every attribute column into long form, with the problems found."""
+    parts, problems = [], []
+    order = len(resolved.columns) + 1
+    for offset, column in enumerate(resolved.attributes):
+        text = _column_text(raw, column.spec)
+        kind = column.kind or infer_kind(text, raw.decimal)
+        typed = ResolvedColumn(column.target, kind, column.spec)
+        parsed = _parse_column(text, typed, raw.decimal, resolved.timezone)
+        problems.append(_invalid_problems(parsed, text, typed, order + offset))
+        parts.append(_attribute_rows(column.target, kind, text, parsed))
+
+    if not parts:
+        parts.append(_attribute_rows("", "text", pd.Series([], dtype="str"), None))
+    return pd.concat(parts, ignore_index=True), problems
+
+
+def _attribute_rows(
+    name: str, kind: str, text: pd.Series, parsed: Parsed | None
+) -> pd.DataFrame:
+    """Return long-form rows of one attribute, for rows with a valid value.
+
+    A boolean is stored as number 1 or 0 and text "true" or "false"; a number keeps
+    its text as written; a timestamp has its ISO 8601 UTC text and Unix seconds.
+    """
+    if parsed is None:
+        values = text
+    else:
+        values = parsed.values
+    present = values.notna().to_numpy() & text.notna().to_numpy()
+    positions = text.index[present]
+    number = pd.Series(float("nan"), index=positions, dtype="float64")
+    shown = text.loc[positions].astype("object")
+    kept = values.loc[positions]
+    if kind == "number":
+        number = kept.astype("float64")
+    elif kind == "integer":
+        number = kept.astype("float64")
+    elif kind == "boolean":
+        number = kept.astype("float64")
+        shown = kept.map({True: "true", False: "false"}).astype("object")
+    elif kind == "timestamp":
+        number = (kept - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+        shown = kept.map(lambda t: t.isoformat()).astype("object")
+    return pd.DataFrame(
+        {
+            "position": positions.to_numpy(dtype="int64"),
+            "name": name,
+            "kind": "number" if kind == "integer" else kind,
+            "number_value": number.to_numpy(dtype="float64"),
+            "text_value": shown.to_numpy(dtype="object"),
+        }
+    )
+
+
+def _combine_problems(problems: list[pd.DataFrame]) -> pd.DataFrame:
+    """Return one reason per rejected position: the first category, all messages."""
+    found = [frame for frame in problems if not frame.empty]
+    if not found:
+        return pd.DataFrame(
+            {"category": pd.Series([], dtype="object"), "message": []},
+            index=pd.Index([], dtype="int64"),
+        )
+    combined = pd.concat(found, ignore_index=True).sort_values(
+        ["position", "order"], kind="stable"
+    )
+    positions, categories, messages = [], [], []
+    rows = zip(
+        combined["position"].tolist(),
+        combined["category"].tolist(),
+        combined["message"].tolist(),
+        strict=True,
+    )
+    for position, group in itertools.groupby(rows, key=operator.itemgetter(0)):
+        items = list(group)
+        positions.append(position)
+        categories.append(items[0][1])
+        messages.append("; ".join(item[2] for item in items))
+    return pd.DataFrame(
+        {"category": categories, "message": messages},
+        index=pd.Index(positions, dtype="int64"),
+    )
+
+
+def _rejected_rows(raw: RawTable, reasons: pd.DataFrame) -> list[RejectedRow]:
+    if reasons.empty:
+        return []
+    positions = reasons.index.to_numpy()
+    raw_rows = raw.raw_json_rows(positions)
+    numbers = raw.row_numbers[positions].tolist()
+    return [
+        RejectedRow(number, raw_text, message, category)
+        for number, raw_text, message, category in zip(
+            numbers,
+            raw_rows,
+            reasons["message"].tolist(),
+            reasons["category"].tolist(),
+            strict=True,
+        )
+    ]
