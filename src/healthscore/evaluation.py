@@ -72,8 +72,8 @@ def roc_auc(risk: npt.ArrayLike, churned: npt.ArrayLike) -> float:
 def _paired(risk: npt.ArrayLike, churned: npt.ArrayLike) -> tuple[np.ndarray, ...]:
     """Return float risks and bool outcomes with every row holding a NaN dropped."""
     values = np.asarray(risk, dtype=np.float64)
-    outcomes = pd.to_numeric(pd.Series(np.asarray(churned, dtype=object)))
-    outcomes = outcomes.to_numpy(dtype=np.float64, na_value=np.nan)
+    parsed = pd.to_numeric(pd.Series(np.asarray(churned, dtype=object)))
+    outcomes = parsed.to_numpy(dtype=np.float64, na_value=np.nan)
     if values.shape != outcomes.shape or values.ndim != 1:
         raise InputDataError(
             f"risk and churned must be 1-D arrays of the same length; got shapes "

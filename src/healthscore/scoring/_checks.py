@@ -124,7 +124,9 @@ def check_number(
     too_low = minimum is not None and value < minimum
     too_high = maximum is not None and value > maximum
     if too_low or too_high:
-        raise where.error(f"expected a number{span}; got {value!r}. Change the value.")
+        raise where.error(
+            f"expected a number{span}; got {value!r}. Write a number{span} instead."
+        )
     return float(value)
 
 
@@ -213,7 +215,7 @@ ProfileLoader.add_implicit_resolver(
 def load_yaml(text: str, path: Path | None) -> Any:
     """Parse ``text`` with :class:`ProfileLoader`; a syntax error names its line."""
     try:
-        # ProfileLoader derives from SafeLoader, so it builds no Python objects.
+        # ProfileLoader derives from SafeLoader, so it cannot build arbitrary objects.
         return yaml.load(text, Loader=ProfileLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

@@ -40,10 +40,11 @@ class ScoreResult:
     Attributes
     ----------
     scores
-        One row per account: ``account_id``, ``score`` (float, NaN when the band is
-        Unknown), ``band``, ``coverage`` (0..1), ``weakest_component`` (the
-        component with the lowest score, None if no component has data), then one
-        column per component holding its score (NaN if it has no data).
+        One row per account with ``account_id``, ``score`` (float, NaN when the
+        band is Unknown), ``band`` and ``coverage`` (0..1). Next comes
+        ``weakest_component``, the component with the lowest score (None if no
+        component has data). Last comes one column per component with its score
+        (NaN if it has no data).
     components
         One row per account and component: ``account_id``, ``component``,
         ``score``, ``weight`` (the component's normalised weight), ``effective_weight``
@@ -82,15 +83,18 @@ class _Totals:
 def score_accounts(metrics: pd.DataFrame, profile: HealthProfile) -> ScoreResult:
     """Score every account in ``metrics`` with ``profile``.
 
-    A measure whose value is missing gets no points and is left out: the weights of
-    the present measures are renormalised to sum to 1, so each present measure's
+    A measure whose value is missing gets no points and is left out. The weights of
+    the present measures are renormalised to sum to 1. So each present measure's
     ``effective_weight`` is its nominal weight divided by the account's coverage,
-    the sum of the present measures' nominal weights. Each measure's contribution is
-    ``points * effective_weight``. The score is the sum of the contributions, added
-    left to right in profile order, so ``sum(contributions)`` in that order gives the
-    score exactly. When coverage is below ``profile.min_coverage`` or is 0, the score
-    is NaN, the band is ``"Unknown"``, and effective weights and contributions are 0;
-    points and component scores are still reported.
+    which is the sum of the present measures' nominal weights. Each measure's
+    contribution is ``points * effective_weight``.
+
+    The score is the sum of the contributions, added left to right in profile order,
+    so ``sum(contributions)`` in that order gives the score exactly. The one
+    exception is a sum that float rounding took just past 100, which is clamped to
+    100.0. When coverage is below ``profile.min_coverage`` or is 0, the score is
+    NaN and the band is ``"Unknown"``. Such an account gets 0 effective weights and
+    contributions, but its points and component scores are still reported.
 
     A component's score is the mean of its present measures' points, weighted by the
     measure weights within the component.
@@ -253,6 +257,9 @@ def _combine(
     score = np.zeros(points.shape[0])
     for j in range(points.shape[1]):
         score += contributions[:, j]
+    # Effective weights sum to 1 only up to rounding, so a sum of 100-point
+    # contributions can exceed 100 by a few units in the last place.
+    np.clip(score, 0.0, 100.0, out=score)
     score[~known] = np.nan
     return _Totals(coverage, known, effective, contributions, score)
 

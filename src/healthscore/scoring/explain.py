@@ -15,11 +15,12 @@ def round_contributions(
     """Round contributions so that the rounded parts add up to the rounded score.
 
     Rounding each contribution on its own can make the parts miss the score by a few
-    units in the last digit. This uses the largest remainder method instead: each
-    contribution is rounded down to ``digits`` decimals, and the units still needed
-    to reach ``round(score, digits)`` go one each to the contributions that lost the
-    most in rounding down (the earlier one on a tie). If the rounded-down parts
-    already exceed the target, units are taken back from those that lost the least.
+    units in the last digit. This function uses the largest remainder method
+    instead. Each contribution is first rounded down to ``digits`` decimals. The
+    units still needed to reach ``round(score, digits)`` then go one each to the
+    contributions that lost the most in rounding down, the earlier one on a tie. If
+    the rounded-down parts already exceed the target, units are taken back from
+    those that lost the least.
 
     Parameters
     ----------

@@ -1,7 +1,7 @@
 """Measure schemes: the rules that turn one metric's values into 0-100 points.
 
 Each scheme scores a whole column at once with numpy. A missing value, or a value the
-scheme cannot score, gets NaN points, and the scheme may attach a note that says why.
+scheme cannot score, gets NaN points, and the scheme may attach a note with the reason.
 """
 
 from __future__ import annotations
@@ -94,10 +94,12 @@ def to_texts(values: pd.Series) -> np.ndarray:
     Booleans become ``"true"`` and ``"false"``, and whole numbers lose their
     decimal point (``2.0`` becomes ``"2"``) so that they match category keys.
     """
-    if isinstance(values.dtype, pd.StringDtype):
-        return values.to_numpy(dtype=object, na_value=None)
-    texts = values.astype(object).map(_text_of, na_action="ignore")
-    return texts.to_numpy(dtype=object, na_value=None)
+    texts = values.astype(object)
+    if not isinstance(values.dtype, pd.StringDtype):
+        texts = texts.map(_text_of, na_action="ignore")
+    array = texts.to_numpy(dtype=object, copy=True)
+    array[pd.isna(array)] = None
+    return array
 
 
 def _text_of(value: Any) -> str:
