@@ -60,7 +60,7 @@ def accounts_in_scope(
 def account_columns(
     scope: ir.Table, end: dt.datetime, requests: Sequence[MetricRequest]
 ) -> dict[str, ir.Value]:
-    """Build the expressions over ``scope`` for account-column metrics, keyed by key.
+    """Build the expressions over ``scope`` for account-column metrics by request key.
 
     ``tenure_days`` is the period end minus ``created_at`` and ``days_to_renewal`` is
     ``renewal_at`` minus the period end, both in fractional days and missing when the

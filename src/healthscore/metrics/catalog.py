@@ -120,14 +120,14 @@ _WINDOWED: dict[str, _Definition] = {
             "nps",
             "number",
             "survey_responses",
-            "Net Promoter Score (-100 to 100) of NPS answers in the last {n} days.",
+            "Net Promoter Score (-100 to 100) of NPS responses in the last {n} days.",
             365,
         ),
         _Definition(
             "csat",
             "number",
             "survey_responses",
-            "Mean CSAT score of answers in the last {n} days.",
+            "Mean CSAT score of responses in the last {n} days.",
             365,
         ),
         _Definition(
@@ -219,7 +219,7 @@ class MetricRequest:
     Parameters
     ----------
     spec
-        The metric's description; ``spec.name`` is the output column.
+        The metric's description. Its ``name`` is the output column.
     base
         The metric without its window, such as ``"event_count"``, or the account
         column or attribute name.
@@ -242,7 +242,7 @@ class MetricRequest:
 def available_metrics(store: Store) -> dict[str, MetricSpec]:
     """List the metrics this store can compute, keyed by name.
 
-    The list holds the built-in metrics, windowed ones at their default window, and
+    The list contains the built-in metrics, windowed ones at their default window, and
     every attribute name in ``account_attributes``. An attribute whose rows are all
     of kind ``"number"`` is a number metric. Any other attribute, booleans included,
     is a text metric, so a boolean reads ``"true"`` or ``"false"``. A built-in name
@@ -282,7 +282,7 @@ def available_metrics(store: Store) -> dict[str, MetricSpec]:
 
 
 def resolve_metric(name: str, store_metrics: dict[str, MetricSpec]) -> MetricSpec:
-    """Return the spec of a metric name, windowed names with any window included.
+    """Return the spec of a metric name, including windowed names with any window.
 
     Parameters
     ----------

@@ -13,6 +13,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from healthscore.exceptions import ConfigError
 from healthscore.metrics.accounts import (
     account_columns,
     accounts_in_scope,
@@ -84,8 +85,15 @@ def metrics_expr(
     Raises
     ------
     ConfigError
-        If a name is unknown, or ``as_of`` is not a date.
+        If a name is unknown, ``names`` is a single string, or ``as_of`` is not a
+        date.
     """
+    if isinstance(names, str):
+        raise ConfigError(
+            f"names must be a list of metric names; got the string {names!r}. "
+            f"Pass [{names!r}] for a single metric.",
+            field="metrics",
+        )
     end = period_end(as_of)
     requests = parse_metric_requests(list(names), available_metrics(store))
     scope = accounts_in_scope(store, end, segments)
@@ -139,7 +147,8 @@ def compute_metrics(
     Raises
     ------
     ConfigError
-        If a name is unknown, or ``as_of`` is not a date.
+        If a name is unknown, ``names`` is a single string, or ``as_of`` is not a
+        date.
 
     Examples
     --------
@@ -151,7 +160,6 @@ def compute_metrics(
     Columns: [account_id, segment, arr, event_count_30d]
     Index: []
     """
-    names = list(names)
     started = time.perf_counter()
     expr = metrics_expr(store, as_of, names, segments=segments)
     frame = expr.to_pyarrow().to_pandas()

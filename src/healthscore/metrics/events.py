@@ -7,11 +7,11 @@ missing value for every event metric, so an account that sends no usage data is 
 scored as an account with zero usage. ``event_value`` follows the same rule, counted
 over events whose value is not null.
 
-Ratios are missing when their denominator is 0: ``event_trend_{N}d`` when the N days
-before the window have no events (there is no baseline to compare with, and any cap
-would be an arbitrary number), and ``dau_mau`` when no user was active in the last 30
-days. Events with a null ``user_id`` or ``feature`` count as events but add no user or
-feature.
+Ratios are missing when their denominator is 0. ``event_trend_{N}d`` is missing when
+the N days before the window have no events, because there is no baseline to compare
+with and any cap would be an arbitrary number. ``dau_mau`` is missing when no user was
+active in the last 30 days. Events with a null ``user_id`` or ``feature`` count as
+events but add no user or feature.
 """
 
 from __future__ import annotations

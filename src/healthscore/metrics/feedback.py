@@ -1,14 +1,15 @@
 """Survey metrics: NPS, CSAT and response counts from the survey_responses table.
 
 Survey names are compared after trimming and lower-casing, so "NPS" and " nps " are
-both NPS answers. NPS uses the standard bands on a 0-10 scale: promoters score 9 or
+both NPS responses. NPS uses the standard bands on a 0-10 scale: promoters score 9 or
 more, detractors 6 or less. CSAT is the plain mean of the stored scores, on whatever
 scale the survey used.
 
 Missing versus zero: ``nps_{N}d`` and ``csat_{N}d`` are missing for an account with no
-answer of that survey in the window. ``survey_responses_{N}d`` is 0 for an account
-without answers when the store holds at least one answer from any account up to the
-as-of date. When it holds none, survey data was never loaded and the count is missing.
+response to that survey in the window. ``survey_responses_{N}d`` is 0 for an account
+without responses when the store contains at least one response from any account up to
+the as-of date. When it contains none, survey data was never loaded and the count is
+missing.
 """
 
 from __future__ import annotations
@@ -85,14 +86,16 @@ def survey_metrics(
 
 
 def _nps_counts(
-    responses: ir.Table, answered: ir.BooleanValue, days: int
+    responses: ir.Table, in_window: ir.BooleanValue, days: int
 ) -> dict[str, ir.Value]:
     score = responses.score
     return {
-        f"_nps_answers_{days}": responses.count(where=answered),
-        f"_promoters_{days}": responses.count(where=answered & (score >= PROMOTER_MIN)),
+        f"_nps_responses_{days}": responses.count(where=in_window),
+        f"_promoters_{days}": responses.count(
+            where=in_window & (score >= PROMOTER_MIN)
+        ),
         f"_detractors_{days}": responses.count(
-            where=answered & (score <= DETRACTOR_MAX)
+            where=in_window & (score <= DETRACTOR_MAX)
         ),
     }
 
@@ -102,8 +105,10 @@ def _finish(per_account: ir.Table, request: MetricRequest) -> ir.Value:
         return per_account[request.key].cast("float64")
 
     days = request.window_days
-    answers = per_account[f"_nps_answers_{days}"]
+    nps_responses = per_account[f"_nps_responses_{days}"]
     promoters = per_account[f"_promoters_{days}"]
     detractors = per_account[f"_detractors_{days}"]
-    nps = 100.0 * (promoters - detractors).cast("float64") / answers.cast("float64")
-    return ibis.ifelse(answers > 0, nps, _NULL_FLOAT)
+    nps = (
+        100.0 * (promoters - detractors).cast("float64") / nps_responses.cast("float64")
+    )
+    return ibis.ifelse(nps_responses > 0, nps, _NULL_FLOAT)

@@ -6,8 +6,8 @@ ticket marked closed without a ``resolved_at`` counts as open. High priority mea
 priority of high, urgent, critical or p1, compared after trimming and lower-casing.
 
 Missing versus zero: the ticket counts are 0 for an account without tickets when the
-store holds at least one ticket from any account opened up to the as-of date, and
-missing when it holds none, because then support data was never loaded.
+store contains at least one ticket from any account opened up to the as-of date, and
+missing when it contains none, because then support data was never loaded.
 ``median_hours_to_resolve_{N}d`` is missing for an account with no ticket resolved in
 the window. A ticket whose ``resolved_at`` is before its ``opened_at`` is left out of
 that median.
