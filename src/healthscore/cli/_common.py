@@ -150,7 +150,7 @@ def format_score(value: float | None) -> str:
     """Format a score with one decimal, or "-" for an Unknown score."""
     if value is None or value != value:
         return "-"
-    return f"{value:.1f}"
+    return f"{value + 0.0:.1f}"  # Adding 0.0 turns -0.0 into 0.0.
 
 
 def format_money(value: float | None) -> str:

@@ -94,7 +94,8 @@ def _print_dataset(data: DatasetResult, heading: str) -> None:
             f"rejected, {load.duplicates:,} duplicates.",
             highlight=False,
         )
-    console.print(_portfolio_table(data.scores))
+    bands = [band.name for band in data.run.profile.bands] + ["Unknown"]
+    console.print(_portfolio_table(data.scores, bands))
     print_accounts_table(data.scores, 10)
     console.print(_churn_table(data.churn_by_band))
     if data.roc_auc is not None:
@@ -106,14 +107,17 @@ def _print_dataset(data: DatasetResult, heading: str) -> None:
     console.print(f"Report: {data.report.resolve()}", highlight=False)
 
 
-def _portfolio_table(scores: pd.DataFrame) -> Table:
+def _portfolio_table(scores: pd.DataFrame, bands: list[str]) -> Table:
     table = Table(title="Portfolio by band", title_justify="left")
     for column in ("band", "accounts", "share", "ARR", "average score"):
         table.add_column(column, justify="left" if column == "band" else "right")
     total = len(scores)
-    for band, group in scores.groupby("band", sort=False):
+    for band in bands:
+        group = scores[scores["band"] == band]
+        if group.empty:
+            continue
         table.add_row(
-            styled_band(str(band)),
+            styled_band(band),
             f"{len(group):,}",
             f"{len(group) / total:.1%}",
             format_money(group["arr"].sum(min_count=1)),

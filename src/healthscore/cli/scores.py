@@ -128,27 +128,46 @@ def _filter_band(frame: pd.DataFrame, band: str) -> pd.DataFrame:
 
 
 def print_accounts_table(frame: pd.DataFrame, limit: int) -> None:
-    """Print the ranked accounts table, at most ``limit`` rows."""
+    """Print the ranked accounts table, at most ``limit`` rows.
+
+    The as-of date goes in the title when every row shares it, else in a column.
+    """
+    dates = sorted({str(date) for date in frame["as_of"]})
+    one_date = len(dates) == 1
     table = Table(title_justify="left")
-    table.title = f"{min(limit, len(frame)):,} of {len(frame):,} accounts, lowest first"
-    for column in ("#", "account", "segment", "score", "band", "coverage"):
-        table.add_column(column, justify="right" if column in "# score" else "left")
+    table.title = (
+        f"{min(limit, len(frame)):,} of {len(frame):,} accounts"
+        + (f" as of {dates[0]}" if one_date else "")
+        + ", lowest score first"
+    )
+    table.add_column("#", justify="right")
+    table.add_column("account", no_wrap=True)
+    table.add_column("segment")
+    table.add_column("score", justify="right")
+    table.add_column("band")
+    table.add_column("coverage", justify="right")
     table.add_column("weakest component")
     table.add_column("ARR", justify="right")
-    table.add_column("as of")
+    if not one_date:
+        table.add_column("as of", no_wrap=True)
     for rank, row in enumerate(frame.head(limit).itertuples(), start=1):
-        table.add_row(
+        cells = [
             str(rank),
             str(row.account_id),
-            row.segment or "-",
+            _text(row.segment),
             format_score(row.score),
             styled_band(row.band),
             f"{row.coverage:.0%}",
-            row.weakest_component or "-",
+            _text(row.weakest_component),
             format_money(row.arr),
-            str(row.as_of),
-        )
+        ]
+        table.add_row(*cells, *([] if one_date else [str(row.as_of)]))
     console.print(table)
+
+
+def _text(value: object) -> str:
+    """Return a text cell, or "-" for a missing value."""
+    return value if isinstance(value, str) and value else "-"
 
 
 @handle_errors
@@ -188,24 +207,39 @@ def _format_value(number: float | None, text: str | None) -> str:
 
 
 def _measure_table(measures: pd.DataFrame, score: float) -> Table:
-    table = Table(show_footer=True)
+    """Build the explanation table: one section per component, one row per measure.
+
+    The contributions are rounded with largest-remainder rounding, so the printed
+    parts add up to the printed total.
+    """
     known = not math.isnan(score)
     contributions = measures["contribution"].tolist()
     rounded = round_contributions(contributions, score, 2) if known else contributions
-    headers = ["component", "measure", "value", "points", "weight", "contribution"]
-    footers = ["", "", "", "", "", format_score(score) if not known else f"{score:.2f}"]
-    for header, footer in zip(headers, footers, strict=True):
-        right = header in ("points", "weight", "contribution")
-        table.add_column(header, footer=footer, justify="right" if right else "left")
-    table.add_column("note")
-    for measure, shown in zip(measures.itertuples(), rounded, strict=True):
+    notes = [note if isinstance(note, str) else "" for note in measures["note"]]
+
+    table = Table(show_footer=True)
+    table.add_column("measure", footer="score", no_wrap=True)
+    table.add_column("value", overflow="fold", min_width=8)
+    table.add_column("points", justify="right", no_wrap=True)
+    table.add_column("weight", justify="right", no_wrap=True)
+    total = f"{score:.2f}" if known else "-"
+    table.add_column("contribution", footer=total, justify="right", no_wrap=True)
+    if any(notes):
+        table.add_column("note", overflow="fold", min_width=8)
+
+    previous = None
+    for measure, shown, note in zip(measures.itertuples(), rounded, notes, strict=True):
+        if measure.component != previous:
+            if previous is not None:
+                table.add_section()
+            table.add_row(f"[bold]{measure.component}[/]")
+            previous = measure.component
         table.add_row(
-            measure.component,
-            measure.measure,
+            f"  {measure.measure}",
             _format_value(measure.number_value, measure.text_value),
             format_score(measure.points),
             f"{measure.effective_weight:.1%}",
-            f"{shown:.2f}",
-            measure.note or "",
+            f"{shown + 0.0:.2f}",
+            *([note] if any(notes) else []),
         )
     return table

@@ -256,6 +256,7 @@ def latest_scores(
     )
     joined = runs.left_join(accounts, "account_id").drop("account_id_right")
     frame = joined.to_pandas()
+    frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
     return frame.sort_values(
         ["score", "account_id"], na_position="last", kind="mergesort"
     ).reset_index(drop=True)
@@ -306,6 +307,7 @@ def explain_account(
             "`healthscore accounts`.",
             key=account_id,
         )
+    rows["as_of"] = pd.to_datetime(rows["as_of"]).dt.date
     row = rows.iloc[0]
 
     components = store.table("score_components")
