@@ -135,3 +135,22 @@ def test_attributes_as_metrics(store, write):
     assert indexed.loc["a", "contract"] is None
     assert result["tenure"].dtype == "float64"
     assert result["paperless"].dtype == object
+
+
+def test_attributes_repeated_rows_take_max(store, write):
+    write("accounts", [{"account_id": "a"}])
+    write(
+        "account_attributes",
+        [
+            {"account_id": "a", "name": "score", "kind": "number", "number_value": 2},
+            {"account_id": "a", "name": "score", "kind": "number", "number_value": 7},
+            {"account_id": "a", "name": "tier", "text_value": "gold"},
+            {"account_id": "a", "name": "tier", "text_value": "bronze"},
+        ],
+    )
+
+    result = compute_metrics(store, AS_OF, ["score", "tier"])
+
+    assert len(result) == 1
+    assert result.loc[0, "score"] == 7.0
+    assert result.loc[0, "tier"] == "gold"

@@ -69,7 +69,9 @@ def epoch_seconds(timestamp: ir.TimestampValue) -> ir.IntegerValue:
     """Return whole seconds since 1970-01-01 UTC, truncated toward the past.
 
     DuckDB's ``epoch`` keeps fractions of a second while PySpark's ``unix_timestamp``
-    drops them. Flooring a float gives the same whole number on both.
+    drops them. Flooring a float gives the same whole number on both. Ibis 12 reads
+    the time through a cast to a naive timestamp, which is UTC because its DuckDB and
+    PySpark backends set the session time zone to UTC on connect.
     """
     return timestamp.epoch_seconds().cast("float64").floor().cast("int64")
 

@@ -60,9 +60,10 @@ def metrics_expr(
 ) -> ir.Table:
     """Build the Ibis expression of the metric table as of a date, without running it.
 
-    Each source table is read by one aggregate query, so the cost grows with the
-    number of sources requested, not with the number of metrics. ``dau_mau`` adds a
-    second query over the last 30 days of events.
+    Each source table feeds one grouped aggregate that computes all of its requested
+    metrics, so the cost grows with the number of sources, not of metrics. Surveys
+    and tickets also count their rows for the zero-or-missing rule, and ``dau_mau``
+    adds a second aggregate over the last 30 days of events.
 
     Parameters
     ----------

@@ -46,10 +46,10 @@ _NULL_FLOAT = ibis.null("float64")
 # with "_") and returns the final value as a function of the aggregated table.
 _Aggregates = dict[str, ir.Value]
 _Finish = Callable[[ir.Table], ir.Value]
-_Builder = Callable[["_EventWindow", MetricRequest, _Aggregates], _Finish]
+_Builder = Callable[["_EventsAsOf", MetricRequest, _Aggregates], _Finish]
 
 
-class _EventWindow:
+class _EventsAsOf:
     """The events up to the period end, with whole-second and UTC-day columns."""
 
     def __init__(self, store: Store, end: dt.datetime) -> None:
@@ -60,6 +60,7 @@ class _EventWindow:
         self.end = end
 
     def within(self, days: int) -> ir.BooleanValue:
+        """Select the last ``days`` days, the as-of date included."""
         return self.table.occurred_at >= window_start(self.end, days)
 
     def before(self, days: int) -> ir.BooleanValue:
@@ -96,7 +97,7 @@ def event_metrics(
     ibis.Table
         ``account_id`` and one column per request key, one row per account in scope.
     """
-    window = _EventWindow(store, end)
+    window = _EventsAsOf(store, end)
     aggregates: dict[str, ir.Value] = {}
     finishers: dict[str, _Finish] = {}
     for request in requests:
@@ -114,7 +115,7 @@ def event_metrics(
     return join_on_account(scope_ids, finished)
 
 
-def _user_days(window: _EventWindow) -> ir.Table:
+def _user_days(window: _EventsAsOf) -> ir.Table:
     """Count distinct (user, UTC day) pairs per account in the dau_mau window.
 
     The sum over days of daily distinct users equals this count.
@@ -126,7 +127,7 @@ def _user_days(window: _EventWindow) -> ir.Table:
 
 
 def _count(
-    window: _EventWindow, request: MetricRequest, aggregates: _Aggregates
+    window: _EventsAsOf, request: MetricRequest, aggregates: _Aggregates
 ) -> _Finish:
     events = window.table
     days = request.window_days or 0
@@ -144,7 +145,7 @@ def _count(
 
 
 def _event_value(
-    window: _EventWindow, request: MetricRequest, aggregates: _Aggregates
+    window: _EventsAsOf, request: MetricRequest, aggregates: _Aggregates
 ) -> _Finish:
     events = window.table
     days = request.window_days or 0
@@ -160,7 +161,7 @@ def _event_value(
 
 
 def _event_trend(
-    window: _EventWindow, request: MetricRequest, aggregates: _Aggregates
+    window: _EventsAsOf, request: MetricRequest, aggregates: _Aggregates
 ) -> _Finish:
     events = window.table
     days = request.window_days or 0
@@ -176,7 +177,7 @@ def _event_trend(
 
 
 def _dau_mau(
-    window: _EventWindow, request: MetricRequest, aggregates: _Aggregates
+    window: _EventsAsOf, request: MetricRequest, aggregates: _Aggregates
 ) -> _Finish:
     events = window.table
     aggregates["_monthly_users"] = events.user_id.nunique(
@@ -192,7 +193,7 @@ def _dau_mau(
 
 
 def _days_since(
-    window: _EventWindow, request: MetricRequest, aggregates: _Aggregates
+    window: _EventsAsOf, request: MetricRequest, aggregates: _Aggregates
 ) -> _Finish:
     seconds = window.table._seconds
     if request.base == "days_since_last_event":
