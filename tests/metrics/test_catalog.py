@@ -96,7 +96,7 @@ def test_resolve_metric_unknown_suggests_match(store):
     message = str(error.value)
     assert "unknown metric 'evnt_count_30d'" in message
     assert "Did you mean 'event_count_30d'" in message
-    assert "account_attributes" in message
+    assert "ingest accounts that have this column" in message
     assert error.value.field == "metrics"
 
 

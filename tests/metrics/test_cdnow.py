@@ -8,28 +8,19 @@ calibration period in the customer-base analysis literature.
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pytest
 
+from healthscore.demo import DATA_DIR
 from healthscore.metrics import compute_metrics
 from healthscore.store import TABLES
 
-CDNOW_SAMPLE = (
-    Path(__file__).resolve().parents[3]
-    / "shared"
-    / "data"
-    / "cdnow-transactions"
-    / "CDNOW_sample.txt"
-)
+CDNOW_SAMPLE = DATA_DIR / "cdnow" / "CDNOW_sample.txt"
 AS_OF = dt.date(1997, 9, 30)
 
 
 def read_cdnow() -> pd.DataFrame:
-    if not CDNOW_SAMPLE.exists():
-        pytest.skip(f"the CDNOW sample is not at {CDNOW_SAMPLE}")
     purchases = pd.read_csv(
         CDNOW_SAMPLE,
         sep=r"\s+",

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from healthscore.exceptions import NotFoundError
+from healthscore.exceptions import ConfigError, NotFoundError, ProfileError
 from healthscore.metrics import available_metrics, compute_metrics, resolve_metric
 from healthscore.scoring import HealthProfile, ScoreResult, score_accounts
 from healthscore.store import TABLES, Store
@@ -73,16 +73,18 @@ class AccountExplanation:
 
 
 def _check_profile_metrics(store: Store, profile: HealthProfile) -> None:
+    """Raise ProfileError for the first measure whose metric the store cannot compute."""
     known = available_metrics(store)
-
-    def is_known(name: str) -> bool:
-        try:
-            resolve_metric(name, known)
-        except ValueError:
-            return False
-        return True
-
-    profile.check_metrics(is_known)
+    for i, component in enumerate(profile.components):
+        for j, measure in enumerate(component.measures):
+            try:
+                resolve_metric(measure.metric, known)
+            except ConfigError as exc:
+                raise ProfileError(
+                    str(exc),
+                    path=profile.source,
+                    field=f"components[{i}].measures[{j}].metric",
+                ) from exc
 
 
 def score_snapshot(store: Store, profile: HealthProfile, as_of: dt.date) -> ScoringRun:

@@ -367,14 +367,16 @@ def _parse_window(name: str, digits: str) -> int:
 def _unknown_metric_error(
     name: str, store_metrics: dict[str, MetricSpec]
 ) -> ConfigError:
-    candidates = sorted(set(store_metrics) | {f"{base}_{{N}}d" for base in _WINDOWED})
+    window = re.search(r"_(\d+)d$", name)
+    suffix = window.group(1) if window else "{N}"
+    candidates = sorted(set(store_metrics) | {f"{base}_{suffix}d" for base in _WINDOWED})
     close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     return ConfigError(
         f"unknown metric {name!r}.{hint} Known metrics are the built-in names, "
         f"windowed ones such as 'event_count_{{N}}d' with N from {MIN_WINDOW_DAYS} "
-        f"to {MAX_WINDOW_DAYS} days, and the attribute names in the store's "
-        "account_attributes table; available_metrics() lists them.",
+        f"to {MAX_WINDOW_DAYS} days, and the columns of the accounts loaded so far. "
+        "Fix the spelling, or ingest accounts that have this column first.",
         field="metrics",
     )
 

@@ -1,0 +1,189 @@
+import math
+
+import pandas as pd
+import pytest
+
+
+@pytest.fixture
+def scored(invoke, portfolio):
+    assert invoke("ingest", "accounts", str(portfolio["accounts"])).exit_code == 0
+    assert invoke("ingest", "events", str(portfolio["events"])).exit_code == 0
+    result = invoke(
+        "score", "--as-of", "2024-03-31", "--profile", str(portfolio["profile"])
+    )
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_ingest_prints_counts(invoke, portfolio):
+    result = invoke("ingest", "accounts", str(portfolio["accounts"]))
+
+    assert result.exit_code == 0, result.output
+    assert "3 rows read" in result.output
+    assert "3 accepted" in result.output
+    assert "0 rejected" in result.output
+
+
+def test_ingest_twice_adds_nothing(invoke, portfolio):
+    invoke("ingest", "events", str(portfolio["events"]))
+
+    result = invoke("ingest", "events", str(portfolio["events"]))
+
+    assert result.exit_code == 0, result.output
+    assert "0 accepted" in result.output
+    assert "13 duplicates" in result.output
+
+
+def test_score_prints_band_counts(scored):
+    # A1: (100 + 100) / 2 = 100, A2: (0 + 20) / 2 = 10, A3: (50 + 0) / 2 = 25.
+    assert "Scored 3 accounts as of 2024-03-31" in scored.output
+    assert "Good 1" in scored.output
+    assert "Poor 2" in scored.output
+
+
+def test_accounts_lists_lowest_first(invoke, scored):
+    result = invoke("accounts", "--limit", "2")
+
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "│" in line]
+    body = [line for line in lines if "A1" in line or "A2" in line or "A3" in line]
+    assert "A2" in body[0]
+    assert "A3" in body[1]
+    assert len(body) == 2
+
+
+def test_accounts_filters_band(invoke, scored):
+    result = invoke("accounts", "--band", "good")
+
+    assert result.exit_code == 0, result.output
+    assert "A1" in result.output
+    assert "A2" not in result.output
+
+
+def test_accounts_rejects_unknown_band(invoke, scored):
+    result = invoke("accounts", "--band", "Excellent")
+
+    assert result.exit_code == 3
+    assert "--band 'Excellent' matches no stored band" in result.output
+
+
+def test_explain_contributions_add_up(invoke, scored):
+    result = invoke("explain", "A3")
+
+    assert result.exit_code == 0, result.output
+    assert "score 25.0" in result.output
+    assert "25.00" in result.output
+    assert "One year" in result.output
+
+
+def test_explain_unknown_account_exits_5(invoke, scored):
+    result = invoke("explain", "NOPE")
+
+    assert result.exit_code == 5
+    assert "no stored score for account 'NOPE'" in result.output
+
+
+def test_export_scores_csv(invoke, scored, tmp_path):
+    out = tmp_path / "scores.csv"
+
+    result = invoke("export", "scores", "--out", str(out))
+
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out)
+    assert list(frame.columns[:6]) == [
+        "account_id",
+        "as_of",
+        "score",
+        "band",
+        "coverage",
+        "profile_hash",
+    ]
+    assert set(frame.columns[6:]) == {"commitment", "usage"}
+    scores = dict(zip(frame["account_id"], frame["score"], strict=True))
+    assert math.isclose(scores["A1"], 100.0)
+    assert math.isclose(scores["A2"], 10.0)
+    assert math.isclose(scores["A3"], 25.0)
+
+
+def test_export_scores_parquet(invoke, scored, tmp_path):
+    out = tmp_path / "scores.parquet"
+
+    result = invoke("export", "scores", "--out", str(out))
+
+    assert result.exit_code == 0, result.output
+    frame = pd.read_parquet(out)
+    assert len(frame) == 3
+    assert frame.loc[frame["account_id"] == "A2", "usage"].item() == pytest.approx(20)
+
+
+def test_export_rejects_unknown_extension(invoke, scored, tmp_path):
+    result = invoke("export", "scores", "--out", str(tmp_path / "scores.xlsx"))
+
+    assert result.exit_code == 3
+    assert "unknown extension" in result.output
+
+
+def test_report_writes_html(invoke, scored, tmp_path):
+    out = tmp_path / "report.html"
+
+    result = invoke("report", "--out", str(out))
+
+    assert result.exit_code == 0, result.output
+    page = out.read_text(encoding="utf-8")
+    assert "A2" in page
+    assert "https://" not in page
+
+
+def test_score_rejects_bad_date(invoke, portfolio):
+    result = invoke("score", "--as-of", "31/03/2024", "--profile", str(portfolio["profile"]))
+
+    assert result.exit_code == 3
+    assert "--as-of '31/03/2024' is not a date; expected YYYY-MM-DD" in result.output
+
+
+def test_score_rejects_unknown_metric(invoke, portfolio, tmp_path):
+    invoke("ingest", "accounts", str(portfolio["accounts"]))
+    profile = tmp_path / "bad.yaml"
+    text = portfolio["profile"].read_text().replace("active_days_30d", "actve_days_30d")
+    profile.write_text(text)
+
+    result = invoke("score", "--profile", str(profile))
+
+    assert result.exit_code == 3
+    assert "components[1].measures[0].metric" in result.output
+    assert "unknown metric 'actve_days_30d'" in result.output
+    assert "Did you mean 'active_days_30d'" in result.output
+
+
+def test_score_rejects_attribute_before_accounts_load(invoke, portfolio):
+    result = invoke("score", "--profile", str(portfolio["profile"]))
+
+    assert result.exit_code == 3
+    assert "unknown metric 'contract'" in result.output
+    assert "ingest accounts that have this column first" in result.output
+
+
+def test_score_twice_keeps_newest_run(invoke, scored, tmp_path):
+    invoke("score", "--as-of", "2024-03-31", "--profile", str(tmp_path / "profile.yaml"))
+    out = tmp_path / "scores.csv"
+
+    invoke("export", "scores", "--out", str(out))
+
+    assert len(pd.read_csv(out)) == 3
+
+
+def test_report_without_scores_exits_5(invoke, tmp_path):
+    result = invoke("report", "--out", str(tmp_path / "r.html"))
+
+    assert result.exit_code == 5
+    assert "no stored scores" in result.output
+
+
+def test_help_lists_every_command(runner):
+    from healthscore.cli import app
+
+    result = runner.invoke(app, ["--help"])
+
+    assert result.exit_code == 0
+    for command in ("demo", "ingest", "score", "accounts", "explain", "export", "report"):
+        assert command in result.output
