@@ -282,7 +282,7 @@ def _attribute_table(
     attributes = validated.attributes
     row_of_position = pd.Series(range(len(values)), index=validated.values.index)
     account_ids = values["account_id"].to_numpy()
-    rows = row_of_position.loc[attributes["position"]].to_numpy()
+    rows = row_of_position.loc[attributes["position"]].to_numpy(dtype="int64")
     schema = TABLES["account_attributes"].to_pyarrow()
     table = pa.table(
         {

@@ -534,13 +534,14 @@ def _parse_json_lines(
                 RejectedRow(number, raw, _encoding_reason("utf-8"), "encoding")
             )
             continue
+        line = line.rstrip("\r\n")
         try:
             item = json.loads(line)
         except json.JSONDecodeError as exc:
             rejected.append(
                 RejectedRow(
                     number,
-                    _text_json({_LINE_KEY: line.rstrip("\r\n")}),
+                    _text_json({_LINE_KEY: line}),
                     f"the line is not valid JSON ({exc.msg} at column {exc.colno})",
                     "malformed_row",
                 )

@@ -375,7 +375,7 @@ def _missing_problems(
     text: pd.Series, parsed: Parsed, column: ResolvedColumn, order: int
 ) -> pd.DataFrame:
     positions = text.index[text.isna().to_numpy()]
-    message = f"{column.label} is blank; every row needs a {column.target}"
+    message = f"{column.label} is blank; {column.target} is required on every row"
     return _problem_frame(positions, order, "missing_value", [message] * len(positions))
 
 
