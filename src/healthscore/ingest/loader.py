@@ -353,14 +353,14 @@ def _dedupe_in_file(
         keep_attribute = keep[attribute_rows]
         attributes = attributes.filter(pa.array(keep_attribute))
         attribute_rows = new_row[attribute_rows[keep_attribute]]
-    kept = _Batch(
+    deduplicated = _Batch(
         batch.table.filter(pa.array(keep)),
         keys[keep].reset_index(drop=True),
         text[keep].reset_index(drop=True),
         attributes,
         attribute_rows,
     )
-    return kept, duplicates, conflicts
+    return deduplicated, duplicates, conflicts
 
 
 def entity_key_name(entity: str) -> str:
@@ -370,11 +370,12 @@ def entity_key_name(entity: str) -> str:
 
 def _stored_rows(store: Store, name: str, key: str, keys: pd.Series) -> pa.Table:
     """Fetch the stored rows of ``name`` whose ``key`` is among ``keys``."""
-    wanted = ibis.memtable(
-        pa.table({"wanted_key": pa.array(keys.tolist(), pa.string())})
+    key_table = ibis.memtable(
+        pa.table({"requested_key": pa.array(keys.tolist(), pa.string())})
     )
     table = store.table(name)
-    return table.semi_join(wanted, table[key] == wanted.wanted_key).to_pyarrow()
+    matches = table.semi_join(key_table, table[key] == key_table.requested_key)
+    return matches.to_pyarrow()
 
 
 def _compare_with_store(

@@ -19,9 +19,9 @@ A mapping is a YAML file. Every key is optional::
       event_name: {value: purchase}      # the same constant on every row
     attributes: all        # accounts only: all | none | [source columns to keep]
 
-A column entry takes ``source`` (a column of the file) or ``value`` (a constant), and
-optionally ``type`` (text, number, integer, boolean or timestamp), ``multiply`` (a
-factor for numbers), ``formats`` (``strptime`` formats, or ``epoch``, ``epoch_s`` and
+A column entry takes ``source`` (a column of the file) or ``value`` (a constant). It may
+also set ``type`` (text, number, integer, boolean or timestamp), ``multiply`` (a factor
+for numbers), ``formats`` (``strptime`` formats, or ``epoch``, ``epoch_s`` and
 ``epoch_ms`` for Unix times) and ``timezone`` (for times without an offset).
 
 The targets of each entity are fixed (see :data:`ENTITY_TARGETS`). For accounts, any
@@ -151,7 +151,7 @@ class CsvOptions:
 
 @dataclass(frozen=True)
 class ColumnSpec:
-    """Where one target column comes from and how its values are parsed.
+    """The source of one target column and the options for parsing its values.
 
     Exactly one of ``source`` (a column of the file) and ``value`` (a constant) is set.
     ``kind`` is ``None`` when the target's own type applies, or, for an attribute,

@@ -9,8 +9,8 @@ Rules:
 
 - Missing: blank or whitespace-only values and the markers in :data:`NULL_MARKERS`
   (any case) are missing, in every column.
-- Numbers: spaces and apostrophes between digits are dropped; with ``decimal="."`` a
-  comma may only group thousands (``1,234.5``), and with ``decimal=","`` a dot may only
+- Numbers: spaces and apostrophes between digits are dropped. With ``decimal="."`` a
+  comma may only group thousands (``1,234.5``). With ``decimal=","`` a dot may only
   group thousands (``1.234,5``). A leading currency sign ($ € £ ¥) is dropped, and so
   is a trailing ``%``: ``12%`` reads as 12, not 0.12 (use ``multiply: 0.01`` for a
   fraction). ``(1,234)`` is -1234, as accounting exports write negatives. ``1,5`` with
@@ -59,23 +59,19 @@ BOOLEAN_EXPECTED = "yes/no, true/false, y/n, t/f, 1/0 or on/off"
 TIMESTAMP_EXPECTED = (
     "an ISO 8601 time such as 2024-01-31, 20240131 or 2024-01-31T09:30Z"
 )
-UTC_DTYPE = "datetime64[us, UTC]"
+UTC_DTYPE = pd.DatetimeTZDtype("us", "UTC")
 
 
 @dataclass(frozen=True)
 class Parsed:
     """Typed values and the problems found while parsing them.
 
-    ``errors`` is indexed by the rows whose value did not parse and holds what was
+    ``errors`` is indexed by the rows whose value did not parse and contains what was
     expected instead. Those rows are missing in ``values``.
     """
 
     values: pd.Series
     errors: pd.Series
-
-
-def _no_errors() -> pd.Series:
-    return pd.Series([], index=pd.Index([], dtype="int64"), dtype="object")
 
 
 def clean_text(raw: pd.Series) -> pd.Series:

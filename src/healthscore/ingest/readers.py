@@ -219,11 +219,11 @@ def _encoding_reason(encoding: str) -> str:
 
 
 def _text_json(values: dict[str, Any]) -> str:
-    shown = {
+    printable = {
         key: _show_bad_bytes(value) if isinstance(value, str) else value
         for key, value in values.items()
     }
-    return json.dumps(shown, ensure_ascii=False)
+    return json.dumps(printable, ensure_ascii=False)
 
 
 # Delimited text
@@ -425,11 +425,11 @@ def _reject_bad_bytes(
         else:
             kept_records.append(fields)
             kept_numbers.append(number)
-    logger.warning(
-        "%d rows contain bytes that are not valid %s",
-        len(records) - len(kept_records),
-        encoding,
-    )
+    bad_rows = len(records) - len(kept_records)
+    if bad_rows:
+        logger.warning(
+            "%d rows contain bytes that are not valid %s", bad_rows, encoding
+        )
     return kept_records, kept_numbers, rejected
 
 

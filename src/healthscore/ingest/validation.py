@@ -1,8 +1,8 @@
 """Apply a column mapping to a source table and validate every row.
 
 :func:`resolve_mapping` decides, before any row is parsed, which source column fills
-each target and which columns become account attributes; a file that lacks a required
-column fails here as a whole. :func:`validate_rows` then parses every value and checks
+each target and which columns become account attributes. A file that lacks a required
+column fails there as a whole. :func:`validate_rows` then parses every value and checks
 the entity's rules, and splits the rows into typed accepted rows and rejected rows with
 their reasons.
 
@@ -20,6 +20,8 @@ import itertools
 import logging
 import operator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -28,6 +30,7 @@ from healthscore.ingest.mapping import (
     ENTITY_TARGETS,
     ColumnMapping,
     ColumnSpec,
+    Target,
     snake_case,
 )
 from healthscore.ingest.parsing import (
@@ -53,7 +56,7 @@ logger = logging.getLogger(__name__)
 
 SURVEY_SCALES = {"nps": (0.0, 10.0), "csat": (1.0, 5.0)}
 
-_DTYPES = {
+_DTYPES: dict[str, Any] = {
     "text": "str",
     "number": "float64",
     "integer": "Int64",
@@ -109,7 +112,10 @@ class ValidatedRows:
 
 
 def resolve_mapping(
-    entity: str, columns: list[str], mapping: ColumnMapping, path: object = None
+    entity: str,
+    columns: list[str],
+    mapping: ColumnMapping,
+    path: str | Path | None = None,
 ) -> ResolvedMapping:
     """Match the mapping's targets to the columns of a file.
 
@@ -177,7 +183,7 @@ def _check_mapping_targets(entity: str, targets: dict, mapping: ColumnMapping) -
 
 
 def _check_sources_exist(
-    mapping: ColumnMapping, columns: list[str], path: object
+    mapping: ColumnMapping, columns: list[str], path: str | Path | None
 ) -> None:
     for name, spec in mapping.columns.items():
         if spec.source is not None and spec.source not in columns:
@@ -207,7 +213,7 @@ def _auto_spec(
 
 
 def _missing_column_error(
-    target: str, columns: list[str], path: object
+    target: str, columns: list[str], path: str | Path | None
 ) -> InputDataError:
     by_snake = {snake_case(column): column for column in columns}
     close = difflib.get_close_matches(target, list(by_snake), n=1)
@@ -220,11 +226,11 @@ def _missing_column_error(
 
 
 def _resolve_attributes(
-    targets: dict,
+    targets: dict[str, Target],
     mapping: ColumnMapping,
     columns: list[str],
     used_sources: set[str],
-    path: object,
+    path: str | Path | None,
 ) -> tuple[ResolvedColumn, ...]:
     attributes = [
         ResolvedColumn(name, spec.kind, spec)
@@ -232,9 +238,9 @@ def _resolve_attributes(
         if name not in targets
     ]
     if mapping.attributes == "none":
-        kept: list[str] = []
+        unmapped: list[str] = []
     elif mapping.attributes == "all":
-        kept = [column for column in columns if column not in used_sources]
+        unmapped = [column for column in columns if column not in used_sources]
     else:
         missing = [name for name in mapping.attributes if name not in columns]
         if missing:
@@ -243,16 +249,18 @@ def _resolve_attributes(
                 f"the file has columns {columns}. Fix 'attributes' in the mapping.",
                 path=path,
             )
-        kept = [name for name in mapping.attributes if name not in used_sources]
+        unmapped = [name for name in mapping.attributes if name not in used_sources]
     attributes += [
         ResolvedColumn(snake_case(column) or column, None, ColumnSpec(source=column))
-        for column in kept
+        for column in unmapped
     ]
     _check_unique_attributes(attributes, path)
     return tuple(attributes)
 
 
-def _check_unique_attributes(attributes: list[ResolvedColumn], path: object) -> None:
+def _check_unique_attributes(
+    attributes: list[ResolvedColumn], path: str | Path | None
+) -> None:
     seen: dict[str, ResolvedColumn] = {}
     for attribute in attributes:
         earlier = seen.get(attribute.target)
@@ -363,10 +371,10 @@ def _invalid_problems(
     parsed: Parsed, text: pd.Series, column: ResolvedColumn, order: int
 ) -> pd.DataFrame:
     positions = parsed.errors.index
-    shown = text.loc[positions].tolist()
+    invalid_values = text.loc[positions].tolist()
     messages = [
         f"{column.label}: {value!r} is not valid; expected {expected}"
-        for value, expected in zip(shown, parsed.errors.tolist(), strict=True)
+        for value, expected in zip(invalid_values, parsed.errors.tolist(), strict=True)
     ]
     return _problem_frame(positions, order, "invalid_value", messages)
 
@@ -459,44 +467,40 @@ def _parse_attributes(
         parts.append(_attribute_rows(column.target, kind, text, parsed))
 
     if not parts:
-        parts.append(_attribute_rows("", "text", pd.Series([], dtype="str"), None))
+        empty = pd.Series([], dtype="str")
+        parts.append(_attribute_rows("", "text", empty, Parsed(empty, empty)))
     return pd.concat(parts, ignore_index=True), problems
 
 
 def _attribute_rows(
-    name: str, kind: str, text: pd.Series, parsed: Parsed | None
+    name: str, kind: str, text: pd.Series, parsed: Parsed
 ) -> pd.DataFrame:
     """Return long-form rows of one attribute, for rows with a valid value.
 
-    A boolean is stored as number 1 or 0 and text "true" or "false"; a number keeps
-    its text as written; a timestamp has its ISO 8601 UTC text and Unix seconds.
+    A boolean is stored as number 1 or 0 and text "true" or "false". A number keeps
+    its text as written. A timestamp gets its ISO 8601 UTC text and Unix seconds.
     """
-    if parsed is None:
-        values = text
-    else:
-        values = parsed.values
-    present = values.notna().to_numpy() & text.notna().to_numpy()
+    present = parsed.values.notna().to_numpy() & text.notna().to_numpy()
     positions = text.index[present]
-    number = pd.Series(float("nan"), index=positions, dtype="float64")
-    shown = text.loc[positions].astype("object")
-    kept = values.loc[positions]
-    if kind == "number":
-        number = kept.astype("float64")
-    elif kind == "integer":
-        number = kept.astype("float64")
-    elif kind == "boolean":
-        number = kept.astype("float64")
-        shown = kept.map({True: "true", False: "false"}).astype("object")
+    values = parsed.values.loc[positions]
+    text_values = text.loc[positions].astype("object")
+    numbers = pd.Series(float("nan"), index=positions, dtype="float64")
+
+    if kind in ("number", "integer", "boolean"):
+        numbers = values.astype("float64")
+    if kind == "boolean":
+        text_values = values.map({True: "true", False: "false"}).astype("object")
     elif kind == "timestamp":
-        number = (kept - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
-        shown = kept.map(lambda t: t.isoformat()).astype("object")
+        numbers = (values - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+        text_values = values.map(lambda t: t.isoformat()).astype("object")
+
     return pd.DataFrame(
         {
             "position": positions.to_numpy(dtype="int64"),
             "name": name,
             "kind": "number" if kind == "integer" else kind,
-            "number_value": number.to_numpy(dtype="float64"),
-            "text_value": shown.to_numpy(dtype="object"),
+            "number_value": numbers.to_numpy(dtype="float64"),
+            "text_value": text_values.to_numpy(dtype="object"),
         }
     )
 
