@@ -186,8 +186,8 @@ def test_ingest_malformed_csv_rows(store, tmp_path):
         ),
         (
             4,
-            'the row has an unbalanced quote ("), so its last value runs into the next '
-            "lines; close the quote or double a quote inside a quoted value",
+            'the row has an unbalanced quote ("), so its last value runs past the end '
+            "of the line; close the quote or double a quote inside a quoted value",
         ),
     ]
     assert quarantine_raw(store) == {
@@ -200,6 +200,13 @@ def test_ingest_malformed_csv_rows(store, tmp_path):
         3: {"account_id": "A3", "name": "Gamma"},
         4: {"_line": 'A4,"Delta,300'},
     }
+
+
+def test_ingest_unbalanced_quote_at_end(store, tmp_path):
+    path = write(tmp_path, "a.csv", 'account_id;name\nA1;x\nA2;"unterminated\n')
+    result = ingest_file(store, "accounts", path)
+    assert (result.accepted, result.rejected) == (1, 1)
+    assert quarantine_raw(store) == {2: {"_line": 'A2;"unterminated'}}
 
 
 def test_ingest_row_numbers_skip_blank_lines(store, tmp_path):

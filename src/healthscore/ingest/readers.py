@@ -358,6 +358,7 @@ def _read_until_restart(
         itertools.islice(lines, position, None), delimiter=delimiter, quotechar=quote
     )
     start = position
+    last_first = None
     try:
         for fields in reader:
             first, start = start, position + reader.line_num
@@ -367,6 +368,7 @@ def _read_until_restart(
             if len(fields) == width:
                 records.append(fields)
                 numbers.append(number)
+                last_first = first
             elif start - first > 1:
                 rejected.append(_unbalanced_quote_row(number, lines[first], quote))
                 return first + 1
@@ -382,7 +384,29 @@ def _read_until_restart(
             )
         )
         return start + 1
+
+    if last_first is not None and _ends_inside_quotes(
+        lines[last_first:], delimiter, quote
+    ):
+        records.pop()
+        numbers.pop()
+        number = last_first - header_index
+        rejected.append(_unbalanced_quote_row(number, lines[last_first], quote))
+        return last_first + 1
     return len(lines)
+
+
+def _ends_inside_quotes(lines: list[str], delimiter: str, quote: str) -> bool:
+    """Return whether the last record of a file opens a quote that never closes.
+
+    The non-strict reader accepts such a record, so it is parsed again strictly.
+    """
+    reader = csv.reader(lines, delimiter=delimiter, quotechar=quote, strict=True)
+    try:
+        list(reader)
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
 
 
 def _wrong_width_row(number: int, columns: list[str], fields: list[str]) -> RejectedRow:
@@ -402,8 +426,8 @@ def _unbalanced_quote_row(number: int, line: str, quote: str) -> RejectedRow:
     return RejectedRow(
         number,
         _text_json({_LINE_KEY: line.rstrip("\r\n")}),
-        f"the row has an unbalanced quote ({quote}), so its last value runs into the "
-        "next lines; close the quote or double a quote inside a quoted value",
+        f"the row has an unbalanced quote ({quote}), so its last value runs past the "
+        "end of the line; close the quote or double a quote inside a quoted value",
         "malformed_row",
     )
 
