@@ -303,13 +303,14 @@ def _keys(entity: str, table: pa.Table, text: pd.Series) -> pd.Series:
     if entity in ("accounts", "users"):
         return pd.Series(table.column(KEY_COLUMNS[entity]).to_pylist(), dtype="object")
 
-    occurrence = text.groupby(text).cumcount().astype(str)
-    hashed = [
+    keys = pd.Series(table.column(SOURCE_IDS[entity]).to_pylist(), dtype="object")
+    without_id = text[keys.isna()]
+    occurrence = without_id.groupby(without_id).cumcount()
+    keys[without_id.index] = [
         hashlib.sha256(f"{row}{_FIELD_SEPARATOR}{n}".encode()).hexdigest()
-        for row, n in zip(text.tolist(), occurrence.tolist(), strict=True)
+        for row, n in zip(without_id.tolist(), occurrence.tolist(), strict=True)
     ]
-    source_ids = pd.Series(table.column(SOURCE_IDS[entity]).to_pylist(), dtype="object")
-    return source_ids.where(source_ids.notna(), pd.Series(hashed, dtype="object"))
+    return keys
 
 
 def _dedupe_in_file(
