@@ -58,7 +58,7 @@ def demo(
                 step=lambda text: status.update(f"{text} ..."),
                 today=today_utc(),
             )
-        store_path = opened.path
+        store_path = opened.path.resolve() if opened.path else ":memory:"
     _print_demo(result)
     console.print(
         f"\nDone in {time.perf_counter() - started:.1f} s. Store: {store_path}",
