@@ -135,7 +135,9 @@ def test_report_writes_html(invoke, scored, tmp_path):
 
 
 def test_score_rejects_bad_date(invoke, portfolio):
-    result = invoke("score", "--as-of", "31/03/2024", "--profile", str(portfolio["profile"]))
+    result = invoke(
+        "score", "--as-of", "31/03/2024", "--profile", str(portfolio["profile"])
+    )
 
     assert result.exit_code == 3
     assert "--as-of '31/03/2024' is not a date; expected YYYY-MM-DD" in result.output
@@ -164,7 +166,9 @@ def test_score_rejects_attribute_before_accounts_load(invoke, portfolio):
 
 
 def test_score_twice_keeps_newest_run(invoke, scored, tmp_path):
-    invoke("score", "--as-of", "2024-03-31", "--profile", str(tmp_path / "profile.yaml"))
+    invoke(
+        "score", "--as-of", "2024-03-31", "--profile", str(tmp_path / "profile.yaml")
+    )
     out = tmp_path / "scores.csv"
 
     invoke("export", "scores", "--out", str(out))
@@ -185,5 +189,13 @@ def test_help_lists_every_command(runner):
     result = runner.invoke(app, ["--help"])
 
     assert result.exit_code == 0
-    for command in ("demo", "ingest", "score", "accounts", "explain", "export", "report"):
+    for command in (
+        "demo",
+        "ingest",
+        "score",
+        "accounts",
+        "explain",
+        "export",
+        "report",
+    ):
         assert command in result.output
