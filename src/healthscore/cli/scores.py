@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandas as pd
 import typer
@@ -150,18 +150,19 @@ def print_accounts_table(frame: pd.DataFrame, limit: int) -> None:
     table.add_column("ARR", justify="right")
     if not one_date:
         table.add_column("as of", no_wrap=True)
-    for rank, row in enumerate(frame.head(limit).itertuples(), start=1):
+    rows: list[dict[Any, Any]] = frame.head(limit).to_dict("records")
+    for rank, row in enumerate(rows, start=1):
         cells = [
             str(rank),
-            str(row.account_id),
-            _text(row.segment),
-            format_score(row.score),
-            styled_band(row.band),
-            f"{row.coverage:.0%}",
-            _text(row.weakest_component),
-            format_money(row.arr),
+            str(row["account_id"]),
+            _text(row["segment"]),
+            format_score(row["score"]),
+            styled_band(row["band"]),
+            f"{row['coverage']:.0%}",
+            _text(row["weakest_component"]),
+            format_money(row["arr"]),
         ]
-        table.add_row(*cells, *([] if one_date else [str(row.as_of)]))
+        table.add_row(*cells, *([] if one_date else [str(row["as_of"])]))
     console.print(table)
 
 
@@ -187,21 +188,21 @@ def explain(
     date = parse_date(as_of)
     with open_store(store) as opened:
         explanation = explain_account(opened, account_id, as_of=date)
-    row = explanation.score
+    row: dict[Any, Any] = explanation.score.to_dict()
     console.print(
-        f"Account [bold]{account_id}[/] as of {row.as_of}: score "
-        f"[bold]{format_score(row.score)}[/], band {styled_band(row.band)}, "
-        f"coverage {row.coverage:.0%}, profile {row.profile_name} "
-        f"({row.profile_hash[:12]}).",
+        f"Account [bold]{account_id}[/] as of {row['as_of']}: score "
+        f"[bold]{format_score(row['score'])}[/], band {styled_band(row['band'])}, "
+        f"coverage {row['coverage']:.0%}, profile {row['profile_name']} "
+        f"({row['profile_hash'][:12]}).",
         highlight=False,
     )
-    console.print(_measure_table(explanation.measures, row.score))
+    console.print(_measure_table(explanation.measures, row["score"]))
 
 
-def _format_value(number: float | None, text: str | None) -> str:
-    if text is not None and text == text:
-        return str(text)
-    if number is None or math.isnan(number):
+def _format_value(number: Any, text: Any) -> str:
+    if isinstance(text, str):
+        return text
+    if number is None or pd.isna(number):
         return "-"
     return f"{number:,.4g}"
 
@@ -228,17 +229,18 @@ def _measure_table(measures: pd.DataFrame, score: float) -> Table:
         table.add_column("note", overflow="fold", min_width=8)
 
     previous = None
-    for measure, shown, note in zip(measures.itertuples(), rounded, notes, strict=True):
-        if measure.component != previous:
+    records: list[dict[Any, Any]] = measures.to_dict("records")
+    for measure, shown, note in zip(records, rounded, notes, strict=True):
+        if measure["component"] != previous:
             if previous is not None:
                 table.add_section()
-            table.add_row(f"[bold]{measure.component}[/]")
-            previous = measure.component
+            table.add_row(f"[bold]{measure['component']}[/]")
+            previous = measure["component"]
         table.add_row(
-            f"  {measure.measure}",
-            _format_value(measure.number_value, measure.text_value),
-            format_score(measure.points),
-            f"{measure.effective_weight:.1%}",
+            f"  {measure['measure']}",
+            _format_value(measure["number_value"], measure["text_value"]),
+            format_score(measure["points"]),
+            f"{measure['effective_weight']:.1%}",
             f"{shown + 0.0:.2f}",
             *([note] if any(notes) else []),
         )

@@ -73,7 +73,7 @@ class AccountExplanation:
 
 
 def _check_profile_metrics(store: Store, profile: HealthProfile) -> None:
-    """Raise ProfileError for the first measure whose metric the store cannot compute."""
+    """Raise ProfileError for the first metric the store cannot compute."""
     known = available_metrics(store)
     for i, component in enumerate(profile.components):
         for j, measure in enumerate(component.measures):

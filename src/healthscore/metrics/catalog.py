@@ -369,7 +369,9 @@ def _unknown_metric_error(
 ) -> ConfigError:
     window = re.search(r"_(\d+)d$", name)
     suffix = window.group(1) if window else "{N}"
-    candidates = sorted(set(store_metrics) | {f"{base}_{suffix}d" for base in _WINDOWED})
+    candidates = sorted(
+        set(store_metrics) | {f"{base}_{suffix}d" for base in _WINDOWED}
+    )
     close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     return ConfigError(

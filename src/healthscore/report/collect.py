@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from healthscore.evaluation import churn_rate_by_band, roc_auc
 
+from healthscore.evaluation import churn_rate_by_band, roc_auc
 from healthscore.exceptions import NotFoundError
 from healthscore.history import latest_components, latest_scores
 from healthscore.report.html import ReportData
@@ -57,7 +57,7 @@ def collect_report_data(
             + ".",
         )
     components = latest_components(store, as_of=as_of, segments=segments)
-    bands = _band_order(store, accounts["profile_hash"].unique())
+    bands = _band_order(store, accounts["profile_hash"].unique().tolist())
     churned = accounts["churned"]
     has_outcomes = bool(churned.notna().any())
 
