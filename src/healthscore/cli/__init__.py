@@ -23,6 +23,7 @@ app = typer.Typer(
     "or report. `healthscore demo` runs it all on bundled real data.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

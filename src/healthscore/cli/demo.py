@@ -43,11 +43,11 @@ def demo(
 ) -> None:
     """Run the main job on two real datasets that ship with healthscore.
 
-    IBM's Telco churn table is loaded as accounts and scored with a hand-set profile;
-    the CDNOW purchase log is loaded as events and scored as of 1997-09-30. Both
+    IBM's Telco churn table is loaded as accounts and scored with a hand-set profile.
+    The CDNOW purchase log is loaded as events and scored as of 1997-09-30. Both
     scores are checked against what happened next (ROC AUC and churn rate per band),
-    and an HTML report is written. The results stay in the store, so `accounts`,
-    `explain`, `export` and `report` work on them afterwards.
+    and an HTML report is written for each. The results stay in the store, so
+    `accounts`, `explain`, `export` and `report` work on them afterwards.
     """
     started = time.perf_counter()
     with open_store(store) as opened:

@@ -67,9 +67,13 @@ def ingest(
     values and reason. Loading the same file twice adds nothing, and a load that fails
     part-way leaves the store as it was.
 
-    Required columns: accounts need account_id; users need user_id and account_id;
-    events need account_id, event_name and occurred_at; surveys need account_id,
-    survey (nps or csat), score and responded_at; tickets need account_id and opened_at.
+    Required columns, after mapping:
+
+    - accounts: account_id
+    - users: user_id, account_id
+    - events: account_id, event_name, occurred_at
+    - surveys: account_id, survey (nps or csat), score, responded_at
+    - tickets: account_id, opened_at
     """
     column_mapping = None if mapping is None else load_mapping(mapping)
     with open_store(store) as opened, make_progress() as progress:
@@ -128,12 +132,14 @@ def quarantine(
         if load is not None:
             rows = rows.filter(rows.load_id == load)
         total = rows.count().execute()
-        shown = rows.order_by(["quarantined_at", "row_number"]).limit(limit).to_pandas()
+        first_rows = (
+            rows.order_by(["quarantined_at", "row_number"]).limit(limit).to_pandas()
+        )
 
     table = Table(title=f"Quarantined rows ({total:,} in all)", title_justify="left")
     for column in ("entity", "source", "row", "reason", "raw values"):
         table.add_column(column, overflow="fold")
-    for row in shown.itertuples():
+    for row in first_rows.itertuples():
         raw = json.dumps(json.loads(row.raw), ensure_ascii=False)
         table.add_row(
             row.entity, Path(row.source).name, str(row.row_number), row.reason, raw

@@ -230,7 +230,7 @@ def _measure_table(measures: pd.DataFrame, score: float) -> Table:
 
     previous = None
     records: list[dict[Any, Any]] = measures.to_dict("records")
-    for measure, shown, note in zip(records, rounded, notes, strict=True):
+    for measure, contribution, note in zip(records, rounded, notes, strict=True):
         if measure["component"] != previous:
             if previous is not None:
                 table.add_section()
@@ -241,7 +241,7 @@ def _measure_table(measures: pd.DataFrame, score: float) -> Table:
             _format_value(measure["number_value"], measure["text_value"]),
             format_score(measure["points"]),
             f"{measure['effective_weight']:.1%}",
-            f"{shown + 0.0:.2f}",
+            f"{contribution + 0.0:.2f}",
             *([note] if any(notes) else []),
         )
     return table

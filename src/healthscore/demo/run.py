@@ -47,7 +47,7 @@ CDNOW_HOLDOUT_END = dt.date(1998, 6, 30)
 
 @dataclass(frozen=True)
 class DatasetResult:
-    """What the demo did with one dataset and how well the score ranked churners.
+    """Results of the demo on one dataset: loads, scores and how they rank churners.
 
     Attributes
     ----------
