@@ -158,6 +158,8 @@ def test_score_rejects_unknown_metric(invoke, portfolio, tmp_path):
 
 
 def test_score_rejects_attribute_before_accounts_load(invoke, portfolio):
+    invoke("ingest", "events", str(portfolio["events"]))
+
     result = invoke("score", "--profile", str(portfolio["profile"]))
 
     assert result.exit_code == 3
@@ -176,7 +178,9 @@ def test_score_twice_keeps_newest_run(invoke, scored, tmp_path):
     assert len(pd.read_csv(out)) == 3
 
 
-def test_report_without_scores_exits_5(invoke, tmp_path):
+def test_report_without_scores_exits_5(invoke, portfolio, tmp_path):
+    invoke("ingest", "accounts", str(portfolio["accounts"]))
+
     result = invoke("report", "--out", str(tmp_path / "r.html"))
 
     assert result.exit_code == 5
@@ -199,3 +203,63 @@ def test_help_lists_every_command(runner):
         "report",
     ):
         assert command in result.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(["accounts"], id="accounts"),
+        pytest.param(["explain", "A1"], id="explain"),
+        pytest.param(["quarantine"], id="quarantine"),
+        pytest.param(["report"], id="report"),
+        pytest.param(["export", "scores", "--out", "x.csv"], id="export"),
+    ],
+)
+def test_read_command_missing_store_exits_6(runner, tmp_path, command):
+    from healthscore.cli import app
+
+    missing = tmp_path / "typo.duckdb"
+
+    result = runner.invoke(app, [*command, "--store", str(missing)])
+
+    assert result.exit_code == 6
+    assert "typo.duckdb' not found" in result.output
+    assert not missing.exists()
+
+
+def test_score_rejects_future_date(invoke, scored, portfolio):
+    result = invoke(
+        "score", "--as-of", "3000-01-01", "--profile", str(portfolio["profile"])
+    )
+
+    assert result.exit_code == 3
+    assert "--as-of '3000-01-01' is in the future" in result.output
+
+
+def test_score_rejects_date_before_1900(invoke, scored, portfolio):
+    result = invoke(
+        "score", "--as-of", "0001-01-01", "--profile", str(portfolio["profile"])
+    )
+
+    assert result.exit_code == 3
+    assert "is before 1900-01-01" in result.output
+
+
+def test_score_warns_when_no_account_in_segment(invoke, portfolio, tmp_path):
+    invoke("ingest", "accounts", str(portfolio["accounts"]))
+    profile = tmp_path / "enterprise.yaml"
+    text = portfolio["profile"].read_text()
+    profile.write_text(text + "applies_to: {segments: [Enterprise]}\n")
+
+    result = invoke("score", "--as-of", "2024-03-31", "--profile", str(profile))
+
+    assert result.exit_code == 0
+    assert "Scored 0 accounts" in result.output
+    assert "no accounts in segments ['Enterprise']" in result.output
+
+
+def test_accounts_unknown_segment_says_no_match(invoke, scored):
+    result = invoke("accounts", "--segment", "Nope")
+
+    assert result.exit_code == 0
+    assert "No stored scores match" in result.output

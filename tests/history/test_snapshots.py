@@ -126,3 +126,12 @@ def test_failed_snapshot_leaves_store_unchanged(store):
 
     for table in ("scores", "score_measures", "profiles", "metric_snapshots"):
         assert store.table(table).count().execute() == 0
+
+
+def test_numeric_scheme_on_text_metric_rejected(store):
+    bad = parse_profile(PROFILE.replace("metric: seats", "metric: plan", 1))
+
+    with pytest.raises(ProfileError, match="metric 'plan' holds text") as error:
+        score_snapshot(store, bad, dt.date(2024, 1, 31))
+
+    assert error.value.field == "components[0].measures[0].linear"

@@ -66,6 +66,20 @@ AsOfOption = Annotated[
     ),
 ]
 
+SnapshotOption = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="Use the stored snapshots of this date (YYYY-MM-DD). "
+        "[default: each account's newest snapshot]",
+        show_default=False,
+        metavar="DATE",
+    ),
+]
+
+#: The earliest as-of date accepted for scoring.
+EARLIEST_AS_OF = dt.date(1900, 1, 1)
+
 
 def parse_date(text: str | None, *, option: str = "--as-of") -> dt.date | None:
     """Parse a YYYY-MM-DD option value, or return ``None`` when it was not given."""
@@ -84,6 +98,28 @@ def parse_date(text: str | None, *, option: str = "--as-of") -> dt.date | None:
 def today_utc() -> dt.date:
     """Return today's date in UTC."""
     return dt.datetime.now(dt.UTC).date()
+
+
+def check_scoring_date(date: dt.date) -> dt.date:
+    """Return ``date`` if metrics can be computed as of it, else raise ConfigError.
+
+    A future date would treat data that is not known yet as complete, so the latest
+    date accepted is today (UTC).
+    """
+    today = today_utc()
+    if date > today:
+        raise ConfigError(
+            f"--as-of {date.isoformat()!r} is in the future; expected a date up to "
+            f"today ({today.isoformat()}), because data after today is not known yet.",
+            field="--as-of",
+        )
+    if date < EARLIEST_AS_OF:
+        raise ConfigError(
+            f"--as-of {date.isoformat()!r} is before {EARLIEST_AS_OF.isoformat()}; "
+            "pass the date your data starts from or later.",
+            field="--as-of",
+        )
+    return date
 
 
 def configure_logging(verbose: int) -> None:
@@ -117,16 +153,22 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except HealthscoreError as exc:
-            error_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            error_console.print(
+                f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True
+            )
             raise typer.Exit(_exit_code(exc)) from exc
 
     return wrapper
 
 
 @contextmanager
-def open_store(path: Path | None) -> Iterator[Store]:
-    """Open the store named by ``--store`` or the environment, and close it after."""
-    store = Store.open(path)
+def open_store(path: Path | None, *, create: bool = True) -> Iterator[Store]:
+    """Open the store named by ``--store`` or the environment, and close it after.
+
+    Commands that only read pass ``create=False``, so a mistyped path is an error
+    instead of a new empty store.
+    """
+    store = Store.open(path, create=create)
     try:
         yield store
     finally:

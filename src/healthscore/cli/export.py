@@ -9,7 +9,7 @@ import pandas as pd
 import typer
 
 from healthscore.cli._common import (
-    AsOfOption,
+    SnapshotOption,
     StoreOption,
     console,
     handle_errors,
@@ -41,7 +41,7 @@ def export_scores(
             show_default=False,
         ),
     ],
-    as_of: AsOfOption = None,
+    as_of: SnapshotOption = None,
     segment: SegmentOption = None,
     store: StoreOption = None,
 ) -> None:
@@ -58,7 +58,7 @@ def export_scores(
             field="--out",
         )
     date = parse_date(as_of)
-    with open_store(store) as opened:
+    with open_store(store, create=False) as opened:
         scores = latest_scores(opened, as_of=date, segments=segment)
         components = latest_components(opened, as_of=date, segments=segment)
     if scores.empty:

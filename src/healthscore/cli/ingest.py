@@ -127,7 +127,7 @@ def quarantine(
     store: StoreOption = None,
 ) -> None:
     """Show rejected input rows with their row number, reason and raw values."""
-    with open_store(store) as opened:
+    with open_store(store, create=False) as opened:
         rows = opened.table("quarantine")
         if load is not None:
             rows = rows.filter(rows.load_id == load)

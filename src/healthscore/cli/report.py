@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from healthscore.cli._common import (
-    AsOfOption,
+    SnapshotOption,
     StoreOption,
     console,
     handle_errors,
@@ -29,7 +29,7 @@ def report(
         str, typer.Option("--title", help="Heading of the page.")
     ] = "Portfolio health",
     segment: SegmentOption = None,
-    as_of: AsOfOption = None,
+    as_of: SnapshotOption = None,
     store: StoreOption = None,
 ) -> None:
     """Write a self-contained HTML report of the stored scores.
@@ -38,7 +38,7 @@ def report(
     by score and by ARR, component averages and, where churn outcomes are stored,
     churn rate per band and the ROC AUC of the score.
     """
-    with open_store(store) as opened:
+    with open_store(store, create=False) as opened:
         data = collect_report_data(
             opened, as_of=parse_date(as_of), segments=segment, title=title
         )

@@ -12,7 +12,9 @@ from rich.table import Table
 
 from healthscore.cli._common import (
     AsOfOption,
+    SnapshotOption,
     StoreOption,
+    check_scoring_date,
     console,
     error_console,
     format_money,
@@ -31,7 +33,7 @@ from healthscore.history import (
     score_snapshot,
 )
 from healthscore.profiles import DEFAULT_PROFILE
-from healthscore.scoring import load_profile, round_contributions
+from healthscore.scoring import HealthProfile, load_profile, round_contributions
 
 ProfileOption = Annotated[
     Path | None,
@@ -68,11 +70,25 @@ def score(
     band Unknown and no score, rather than a score dragged to the middle.
     """
     chosen = load_profile(profile or DEFAULT_PROFILE)
-    date = parse_date(as_of) or today_utc()
-    with open_store(store) as opened:
+    date = check_scoring_date(parse_date(as_of) or today_utc())
+    with open_store(store, create=False) as opened:
         with error_console.status(f"Scoring accounts as of {date} ..."):
             run = score_snapshot(opened, chosen, date)
         print_run_summary(run)
+    if run.result.scores.empty:
+        _explain_empty_run(chosen)
+
+
+def _explain_empty_run(profile: HealthProfile) -> None:
+    scope = ""
+    if profile.applies_to_segments:
+        scope = f" in segments {list(profile.applies_to_segments)}"
+    error_console.print(
+        f"[yellow]warning:[/] no accounts{scope} existed as of that date, so nothing "
+        "was scored. Ingest accounts first, or check the profile's applies_to and "
+        "--as-of.",
+        highlight=False,
+    )
 
 
 def print_run_summary(run: ScoringRun) -> None:
@@ -101,7 +117,7 @@ def accounts(
         int, typer.Option("--limit", "-n", min=1, help="Maximum number of rows.")
     ] = 20,
     segment: SegmentOption = None,
-    as_of: AsOfOption = None,
+    as_of: SnapshotOption = None,
     store: StoreOption = None,
 ) -> None:
     """List scored accounts from the lowest score up, with their weakest component.
@@ -109,10 +125,17 @@ def accounts(
     Each account shows its newest stored snapshot unless --as-of picks a date.
     """
     date = parse_date(as_of)
-    with open_store(store) as opened:
+    with open_store(store, create=False) as opened:
         frame = latest_scores(opened, as_of=date, segments=segment)
     if band is not None:
         frame = _filter_band(frame, band)
+    if frame.empty:
+        error_console.print(
+            "No stored scores match. Run `healthscore score` first, or check "
+            "--segment and --as-of.",
+            highlight=False,
+        )
+        return
     print_accounts_table(frame, limit)
 
 
@@ -176,7 +199,7 @@ def explain(
     account_id: Annotated[
         str, typer.Argument(help="The account to explain.", show_default=False)
     ],
-    as_of: AsOfOption = None,
+    as_of: SnapshotOption = None,
     store: StoreOption = None,
 ) -> None:
     """Show how each measure adds up to an account's stored score.
@@ -186,7 +209,7 @@ def explain(
     The contributions add up to the score exactly.
     """
     date = parse_date(as_of)
-    with open_store(store) as opened:
+    with open_store(store, create=False) as opened:
         explanation = explain_account(opened, account_id, as_of=date)
     row: dict[Any, Any] = explanation.score.to_dict()
     console.print(

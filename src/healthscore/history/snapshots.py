@@ -73,18 +73,30 @@ class AccountExplanation:
 
 
 def _check_profile_metrics(store: Store, profile: HealthProfile) -> None:
-    """Raise ProfileError for the first metric the store cannot compute."""
+    """Raise ProfileError for the first metric the store cannot compute or score.
+
+    Linear, threshold and percentile schemes need a number metric. A category map
+    accepts both kinds.
+    """
     known = available_metrics(store)
     for i, component in enumerate(profile.components):
         for j, measure in enumerate(component.measures):
+            field = f"components[{i}].measures[{j}]"
             try:
-                resolve_metric(measure.metric, known)
+                spec = resolve_metric(measure.metric, known)
             except ConfigError as exc:
                 raise ProfileError(
-                    str(exc),
-                    path=profile.source,
-                    field=f"components[{i}].measures[{j}].metric",
+                    str(exc), path=profile.source, field=f"{field}.metric"
                 ) from exc
+            scheme = measure.scheme.kind
+            if spec.kind == "text" and scheme != "category":
+                raise ProfileError(
+                    f"metric {measure.metric!r} holds text, but the {scheme} "
+                    "scheme needs numbers. Map its values to points with a category "
+                    "scheme, or pick a number metric.",
+                    path=profile.source,
+                    field=f"{field}.{scheme}",
+                )
 
 
 def score_snapshot(store: Store, profile: HealthProfile, as_of: dt.date) -> ScoringRun:

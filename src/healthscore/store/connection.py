@@ -43,8 +43,14 @@ def resolve_store_path(path: str | Path | None = None) -> Path:
     ConfigError
         If the location is an existing directory.
     """
-    if path is None or str(path) == "":
+    if path is None:
         path = os.environ.get(STORE_ENV_VAR) or DEFAULT_STORE
+    if str(path).strip() == "":
+        raise ConfigError(
+            "store path is empty; expected a DuckDB file name. Pass --store "
+            "healthscore.duckdb or leave the option out.",
+            field="store",
+        )
     resolved = Path(path).expanduser()
     if resolved.is_dir():
         raise ConfigError(
@@ -53,6 +59,23 @@ def resolve_store_path(path: str | Path | None = None) -> Path:
             field="store",
         )
     return resolved
+
+
+def _check_location(location: Path, create: bool) -> None:
+    if location.exists():
+        return
+    if not create:
+        raise StoreError(
+            f"store {str(location)!r} not found. Load data first with "
+            "`healthscore ingest` or `healthscore demo`, or pass --store with the "
+            "path of an existing store."
+        )
+    if not location.parent.is_dir():
+        raise StoreError(
+            f"cannot create the store {str(location)!r}: folder "
+            f"{str(location.parent)!r} does not exist. Create it first or pass another "
+            "--store."
+        )
 
 
 class Store:
@@ -79,34 +102,39 @@ class Store:
         self._in_transaction = False
 
     @classmethod
-    def open(cls, path: str | Path | None = None) -> Store:
-        """Open (and create if needed) the store at ``path``.
+    def open(cls, path: str | Path | None = None, *, create: bool = True) -> Store:
+        """Open the store at ``path``, creating the file and its tables if needed.
 
         Parameters
         ----------
         path
             A DuckDB file, ``":memory:"``, or ``None`` for :func:`resolve_store_path`.
+        create
+            Create the file when it does not exist. With ``False`` a missing file
+            raises :class:`StoreError`, which suits commands that only read.
 
         Raises
         ------
         StoreError
-            If the file cannot be opened as a DuckDB database, or was written by a
-            newer healthscore.
+            If the file is missing and ``create`` is false, cannot be opened as a
+            DuckDB database, or was written by a newer healthscore.
         """
         location: Path | None
         if str(path) == ":memory:":
             location = None
         else:
             location = resolve_store_path(path)
-            location.parent.mkdir(parents=True, exist_ok=True)
+            _check_location(location, create)
         try:
             backend = ibis.duckdb.connect(
                 ":memory:" if location is None else str(location)
             )
         except duckdb.Error as exc:
+            reason = str(exc).rstrip(".!")
             raise StoreError(
-                f"cannot open the store {str(location)!r}: {exc}. Check that it is a "
-                "DuckDB file that no other process holds open, or pass another --store."
+                f"cannot open the store {str(location)!r}: {reason}. Check that it "
+                "is a DuckDB file that no other process holds open, or pass another "
+                "--store."
             ) from exc
         store = cls(backend, location)
         store._create_missing_tables()
