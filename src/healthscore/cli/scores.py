@@ -163,20 +163,18 @@ def print_accounts_table(frame: pd.DataFrame, limit: int) -> None:
         + (f" as of {dates[0]}" if one_date else "")
         + ", lowest score first"
     )
-    table.add_column("#", justify="right")
     table.add_column("account", no_wrap=True)
-    table.add_column("segment")
-    table.add_column("score", justify="right")
-    table.add_column("band")
-    table.add_column("coverage", justify="right")
-    table.add_column("weakest component")
-    table.add_column("ARR", justify="right")
+    table.add_column("segment", overflow="fold", min_width=7)
+    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("band", no_wrap=True)
+    table.add_column("coverage", justify="right", no_wrap=True)
+    table.add_column("weakest", overflow="fold", min_width=10)
+    table.add_column("ARR", justify="right", no_wrap=True)
     if not one_date:
         table.add_column("as of", no_wrap=True)
     rows: list[dict[Any, Any]] = frame.head(limit).to_dict("records")
-    for rank, row in enumerate(rows, start=1):
+    for row in rows:
         cells = [
-            str(rank),
             str(row["account_id"]),
             _text(row["segment"]),
             format_score(row["score"]),
