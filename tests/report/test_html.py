@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,6 +20,21 @@ from tests.report.dom import parse_page, table_rows
 
 def kpi_value(page: str, key: str) -> str:
     return parse_page(page).find("div", **{"data-kpi": key}).find(class_="value").text()
+
+
+def kpi_detail(page: str, key: str) -> str:
+    tile = parse_page(page).find("div", **{"data-kpi": key})
+    return tile.find(class_="detail").text()
+
+
+def page_captions(page: str) -> dict[str, str]:
+    """Return the caption of each card that has one, by section id."""
+    captions = {}
+    for section in parse_page(page).find_all("section", class_="card"):
+        found = section.find_all("p", class_="caption")
+        if found:
+            captions[section.attrs["id"]] = found[0].text()
+    return captions
 
 
 def test_render_report_escapes_account_name(small_accounts: pd.DataFrame) -> None:
@@ -211,7 +228,7 @@ def test_render_report_at_risk_without_poor_accounts() -> None:
     rows = table_rows(parse_page(page), "at-risk")
 
     assert [row[0] for row in rows] == ["m", "g"]
-    assert "No account is in Poor, so these are the 2 lowest-scoring" in page
+    assert "No account is in Poor, so these are all 2 scored accounts" in page
     assert 'id="arr-at-risk"' not in page
     assert kpi_value(page, "worst-arr") == "–"
 
@@ -282,10 +299,150 @@ def test_render_report_all_arr_missing(small_accounts: pd.DataFrame) -> None:
     accounts = small_accounts.assign(arr=np.nan)
 
     page = render_report(make_data(accounts))
+    tree = parse_page(page)
+    worst_tile = tree.find("div", **{"data-kpi": "worst-arr"})
+    arr_card = tree.find("section", id="arr-at-risk-accounts")
 
     assert kpi_value(page, "total-arr") == "–"
+    assert kpi_detail(page, "total-arr") == "no ARR data"
     assert kpi_value(page, "worst-arr") == "–"
-    assert "7 accounts without ARR" in page
+    assert kpi_detail(page, "worst-arr") == "no ARR data"
+    assert "alert" not in worst_tile.attrs["class"].split()
+    assert arr_card.find("p", class_="empty").text() == (
+        "No account carries ARR, so none can be ranked by ARR."
+    )
+    assert arr_card.find_all("table") == []
+    assert arr_card.find_all("p", class_="caption") == []
+    assert 'id="arr-at-risk"' not in page
+    assert "– ARR" not in page
+    assert "highest ARR" not in page
+    assert "All 4 accounts in Poor, lowest score first." in page
+    assert [row[3] for row in table_rows(tree, "band-table")] == ["–"] * 4
+    assert [row[3] for row in table_rows(tree, "at-risk")] == ["–"] * 4
+
+
+def test_render_report_worst_band_arr_missing(
+    small_accounts: pd.DataFrame,
+) -> None:
+    poor = small_accounts["band"] == "Poor"
+    accounts = small_accounts.assign(arr=small_accounts["arr"].mask(poor))
+
+    page = render_report(make_data(accounts))
+    arr_card = parse_page(page).find("section", id="arr-at-risk-accounts")
+
+    assert kpi_value(page, "total-arr") == "32.0k"
+    assert kpi_detail(page, "total-arr") == "4 accounts without ARR"
+    assert kpi_value(page, "worst-arr") == "–"
+    assert kpi_detail(page, "worst-arr") == "4 accounts, no ARR data"
+    assert arr_card.find("p", class_="empty").text() == (
+        "No ARR is recorded for the 4 accounts in Poor, so none can be ranked by ARR."
+    )
+    assert arr_card.find_all("table") == []
+    assert "– ARR" not in page
+    assert "lowest score first, then highest ARR" in page
+
+
+def test_render_report_plural_captions(small_accounts: pd.DataFrame) -> None:
+    page = render_report(make_data(small_accounts))
+    captions = page_captions(page)
+
+    assert kpi_detail(page, "total-arr") == "1 account without ARR"
+    assert kpi_detail(page, "worst-arr") == "4 accounts, 62.8% of ARR"
+    assert captions["score-distribution"] == (
+        "6 scored accounts in 10-point bins, each bin coloured by its most common "
+        "band. 1 Unknown account is not shown."
+    )
+    assert captions["at-risk-accounts"] == (
+        "All 4 accounts in Poor, lowest score first, then highest ARR."
+    )
+    assert captions["arr-at-risk-accounts"] == (
+        "4 accounts in Poor have 54,000 ARR in total. "
+        "All are listed, largest ARR first."
+    )
+
+
+def test_render_report_singular_captions() -> None:
+    accounts = make_accounts(
+        [
+            {"account_id": "p", "score": 20.0, "band": "Poor", "arr": 1000.0},
+            {"account_id": "g", "score": 90.0, "band": "Good", "arr": np.nan},
+            {"account_id": "u", "score": np.nan, "band": None, "arr": 500.0},
+        ]
+    )
+
+    page = render_report(make_data(accounts))
+    captions = page_captions(page)
+
+    assert kpi_detail(page, "total-arr") == "1 account without ARR"
+    assert kpi_detail(page, "worst-arr") == "1 account, 66.7% of ARR"
+    assert captions["score-distribution"] == (
+        "2 scored accounts in 10-point bins, each bin coloured by its most common "
+        "band. 1 Unknown account is not shown."
+    )
+    assert captions["at-risk-accounts"] == "The only account in Poor."
+    assert captions["arr-at-risk-accounts"] == (
+        "1 account in Poor has 1,000 ARR in total."
+    )
+
+
+def test_render_report_single_scored_account() -> None:
+    accounts = make_accounts(
+        [{"account_id": "g", "score": 90.0, "band": "Good", "arr": np.nan}]
+    )
+
+    page = render_report(make_data(accounts))
+    captions = page_captions(page)
+
+    assert captions["score-distribution"] == (
+        "1 scored account in 10-point bins, each bin coloured by its most common band."
+    )
+    assert captions["at-risk-accounts"] == (
+        "No account is in Poor, so this is the only scored account."
+    )
+    assert "not shown" not in page
+
+
+def test_render_report_caption_over_25_accounts() -> None:
+    accounts = make_accounts(
+        [
+            {"account_id": f"p{i:02d}", "score": float(i), "band": "Poor", "arr": 10.0}
+            for i in range(30)
+        ]
+    )
+
+    captions = page_captions(render_report(make_data(accounts)))
+
+    assert captions["at-risk-accounts"] == (
+        "The 25 lowest-scoring of 30 accounts in Poor, lowest score first, "
+        "then highest ARR."
+    )
+    assert captions["arr-at-risk-accounts"] == (
+        "30 accounts in Poor have 300 ARR in total. The 25 largest by ARR are listed."
+    )
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_render_report_no_singular_plural_mixup(count: int) -> None:
+    accounts = make_accounts(
+        [
+            {"account_id": f"{band}{i}", "score": score, "band": band, "arr": arr}
+            for i in range(count)
+            for band, score, arr in [
+                ("Poor", 10.0, np.nan),
+                ("Average", 50.0, 100.0),
+                ("Good", 90.0, 100.0),
+                (None, np.nan, 100.0),
+            ]
+        ]
+    )
+
+    text = parse_page(render_report(make_data(accounts))).text()
+
+    # A count of one followed by a plural noun, such as "1 accounts".
+    assert re.search(r"(?<![\d,.])1 (?:\w+ )?accounts\b", text) is None
+    # A count above one followed by a singular noun, such as "2 account in".
+    assert re.search(r"\b(?:[02-9]|\d{2,}) (?:\w+ )?account\b", text) is None
+    assert f"{count * 3} scored account" in text
 
 
 def test_render_report_nullable_dtypes(small_accounts: pd.DataFrame) -> None:

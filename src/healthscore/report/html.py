@@ -56,6 +56,7 @@ ACCOUNT_COLUMNS = (
 REQUIRED_ACCOUNT_COLUMNS = ("account_id", "score", "band")
 COMPONENT_COLUMNS = ("component", "average_score", "accounts_with_data")
 CHURN_COLUMNS = ("band", "accounts", "churned", "churn_rate")
+NO_ARR_DATA = "no ARR data"
 
 # Band colours run from green (best band) over amber to red (worst band).
 GOOD_RGB = (47, 133, 90)
@@ -271,12 +272,13 @@ def render_report(data: ReportData) -> str:
     band_order = _band_order(data.bands, accounts["band_label"])
     colors = _band_colors(data.bands)
     worst_band = data.bands[-1] if data.bands else None
+    has_arr = bool(accounts["arr"].notna().any())
 
-    kpis = _kpi_section(accounts, worst_band)
+    kpis = _kpi_section(accounts, worst_band, has_arr)
     distribution = _band_section(accounts, band_order, colors)
     histogram = _histogram_section(accounts, colors)
-    at_risk = _at_risk_section(accounts, worst_band, colors)
-    arr_at_risk = _arr_at_risk_section(accounts, worst_band, colors)
+    at_risk = _at_risk_section(accounts, worst_band, colors, has_arr)
+    arr_at_risk = _arr_at_risk_section(accounts, worst_band, colors, has_arr)
     components = _components_section(data.components)
     churn = _churn_section(data.churn_by_band, data.roc_auc, band_order, colors)
     body = [
@@ -417,7 +419,7 @@ def _header(data: ReportData) -> str:
     )
 
 
-def _kpi_section(accounts: pd.DataFrame, worst_band: str | None) -> str:
+def _kpi_section(accounts: pd.DataFrame, worst_band: str | None, has_arr: bool) -> str:
     total = len(accounts)
     scored = int(accounts["score"].notna().sum())
     arr = accounts["arr"]
@@ -426,9 +428,11 @@ def _kpi_section(accounts: pd.DataFrame, worst_band: str | None) -> str:
     worst = accounts[accounts["band_label"] == worst_band] if worst_band else None
     average = accounts["score"].mean()
 
-    arr_detail = (
-        f"{missing_arr:,} accounts without ARR" if missing_arr else "all accounts"
-    )
+    arr_detail = "all accounts"
+    if not has_arr:
+        arr_detail = NO_ARR_DATA
+    elif missing_arr:
+        arr_detail = f"{_count(missing_arr, 'account')} without ARR"
     tiles = [
         _tile("accounts", "Accounts", f"{total:,}", "in this report"),
         _tile(
@@ -436,7 +440,7 @@ def _kpi_section(accounts: pd.DataFrame, worst_band: str | None) -> str:
         ),
         _tile("unknown", "Unknown", f"{total - scored:,}", "too little data to score"),
         _tile("total-arr", "Total ARR", _compact(total_arr), arr_detail),
-        _worst_arr_tile(worst, worst_band, total_arr),
+        _worst_arr_tile(worst, worst_band, total_arr, has_arr),
         _tile(
             "average-score",
             "Average score",
@@ -452,19 +456,26 @@ def _kpi_section(accounts: pd.DataFrame, worst_band: str | None) -> str:
 
 
 def _worst_arr_tile(
-    worst: pd.DataFrame | None, worst_band: str | None, total_arr: float
+    worst: pd.DataFrame | None,
+    worst_band: str | None,
+    total_arr: float,
+    has_arr: bool,
 ) -> str:
     if worst is None or worst_band is None:
         return _tile("worst-arr", "ARR at risk", "–", "the profile lists no bands")
 
+    label = f"ARR in {worst_band}"
+    if not has_arr:
+        return _tile("worst-arr", label, "–", NO_ARR_DATA)
+
     worst_arr = worst["arr"].sum(min_count=1)
-    detail = f"{len(worst):,} accounts"
-    if len(worst) and not math.isnan(worst_arr):
+    detail = _count(len(worst), "account")
+    if len(worst) and math.isnan(worst_arr):
+        detail += f", {NO_ARR_DATA}"
+    elif len(worst):
         detail += f", {_share(worst_arr, total_arr)} of ARR"
-    alert = len(worst) > 0
-    return _tile(
-        "worst-arr", f"ARR in {worst_band}", _compact(worst_arr), detail, alert=alert
-    )
+    alert = not math.isnan(worst_arr)
+    return _tile("worst-arr", label, _compact(worst_arr), detail, alert=alert)
 
 
 def _tile(key: str, label: str, value: str, detail: str, *, alert: bool = False) -> str:
@@ -542,15 +553,22 @@ def _histogram_section(accounts: pd.DataFrame, colors: dict[str, str]) -> str:
         chart_id="score-histogram",
         colors=bin_colors,
     )
+    unknown = len(accounts) - len(scores)
     caption = (
-        f"{len(scores):,} scored accounts in 10-point bins, coloured by their most "
-        f"common band. {len(accounts) - len(scores):,} Unknown accounts are not shown."
+        f"{_count(len(scores), 'scored account')} in 10-point bins, each bin "
+        "coloured by its most common band."
     )
+    if unknown:
+        verb = _agree(unknown, "is", "are")
+        caption += f" {_count(unknown, 'Unknown account')} {verb} not shown."
     return _card("score-distribution", "Score distribution", caption, chart)
 
 
 def _at_risk_section(
-    accounts: pd.DataFrame, worst_band: str | None, colors: dict[str, str]
+    accounts: pd.DataFrame,
+    worst_band: str | None,
+    colors: dict[str, str],
+    has_arr: bool,
 ) -> str:
     scored = accounts[accounts["score"].notna()]
     worst = scored[scored["band_label"] == worst_band]
@@ -559,16 +577,11 @@ def _at_risk_section(
         ["score", "arr"], ascending=[True, False], na_position="last", kind="stable"
     ).head(TOP_N)
 
+    order = "lowest score first, then highest ARR" if has_arr else "lowest score first"
     if len(worst):
-        caption = (
-            f"The {len(top):,} lowest-scoring of {len(worst):,} accounts in "
-            f"{worst_band}, lowest score first, then highest ARR."
-        )
+        caption = _worst_accounts_caption(len(top), len(worst), worst_band, order)
     else:
-        caption = (
-            f"No account is in {worst_band or 'the worst band'}, so these are the "
-            f"{len(top):,} lowest-scoring accounts overall."
-        )
+        caption = _lowest_accounts_caption(len(top), len(scored), worst_band, order)
 
     headers = [
         "Account",
@@ -595,22 +608,62 @@ def _at_risk_section(
     return _card("at-risk-accounts", "At-risk accounts", caption, content)
 
 
-def _arr_at_risk_section(
-    accounts: pd.DataFrame, worst_band: str | None, colors: dict[str, str]
+def _worst_accounts_caption(
+    listed: int, in_band: int, worst_band: str | None, order: str
 ) -> str:
+    if in_band == 1:
+        return f"The only account in {worst_band}."
+    if listed == in_band:
+        return f"All {in_band:,} accounts in {worst_band}, {order}."
+    return (
+        f"The {listed:,} lowest-scoring of {in_band:,} accounts in {worst_band}, "
+        f"{order}."
+    )
+
+
+def _lowest_accounts_caption(
+    listed: int, scored: int, worst_band: str | None, order: str
+) -> str:
+    reason = f"No account is in {worst_band or 'the worst band'}"
+    if listed == 0:
+        return f"{reason}."
+    if scored == 1:
+        return f"{reason}, so this is the only scored account."
+    if listed == scored:
+        return f"{reason}, so these are all {scored:,} scored accounts, {order}."
+    return f"{reason}, so these are the {listed:,} lowest-scoring accounts overall."
+
+
+def _arr_at_risk_section(
+    accounts: pd.DataFrame,
+    worst_band: str | None,
+    colors: dict[str, str],
+    has_arr: bool,
+) -> str:
+    section_id, title = "arr-at-risk-accounts", "ARR at risk"
     scored = accounts[accounts["score"].notna()]
     worst = scored[scored["band_label"] == worst_band]
+    if not len(worst):
+        sentence = f"No account is in {worst_band or 'the worst band'}."
+        return _card(section_id, title, "", _empty(sentence))
+
+    # Without any known ARR a ranking by ARR would only repeat the at-risk table.
+    if not has_arr:
+        sentence = "No account carries ARR, so none can be ranked by ARR."
+        return _card(section_id, title, "", _empty(sentence))
+
+    worst_arr = worst["arr"].sum(min_count=1)
+    if math.isnan(worst_arr):
+        sentence = (
+            f"No ARR is recorded for the {_count(len(worst), 'account')} in "
+            f"{worst_band}, so none can be ranked by ARR."
+        )
+        return _card(section_id, title, "", _empty(sentence))
+
     top = worst.sort_values(
         ["arr", "score"], ascending=[False, True], na_position="last", kind="stable"
     ).head(TOP_N)
-
-    worst_arr = worst["arr"].sum(min_count=1)
-    caption = (
-        f"{len(worst):,} accounts in {worst_band} have {_money(worst_arr)} ARR in "
-        f"total. The {len(top):,} largest by ARR are listed."
-        if len(worst)
-        else f"No account is in {worst_band or 'the worst band'}."
-    )
+    caption = _arr_at_risk_caption(len(top), len(worst), worst_band, worst_arr)
     headers = ["Account", "ARR", "Score", "Band", "Weakest component", "Segment"]
     rows = [
         [
@@ -623,8 +676,21 @@ def _arr_at_risk_section(
         ]
         for row in _records(top)
     ]
-    content = _table("arr-at-risk", headers, [1, 2], rows, empty="No accounts.")
-    return _card("arr-at-risk-accounts", "ARR at risk", caption, content)
+    content = _table("arr-at-risk", headers, [1, 2], rows)
+    return _card(section_id, title, caption, content)
+
+
+def _arr_at_risk_caption(
+    listed: int, in_band: int, worst_band: str | None, worst_arr: float
+) -> str:
+    accounts = _count(in_band, "account")
+    verb = _agree(in_band, "has", "have")
+    total = f"{accounts} in {worst_band} {verb} {_money(worst_arr)} ARR in total."
+    if in_band == 1:
+        return total
+    if listed == in_band:
+        return f"{total} All are listed, largest ARR first."
+    return f"{total} The {listed:,} largest by ARR are listed."
 
 
 def _components_section(components: pd.DataFrame | None) -> str:
@@ -868,6 +934,15 @@ def _share(part: float, whole: float) -> str:
     if math.isnan(part) or math.isnan(whole) or whole == 0:
         return "–"
     return f"{part / whole:.1%}"
+
+
+def _count(number: int, noun: str) -> str:
+    # Every noun the page counts forms its plural with a trailing "s".
+    return f"{number:,} {noun if number == 1 else noun + 's'}"
+
+
+def _agree(number: int, singular: str, plural: str) -> str:
+    return singular if number == 1 else plural
 
 
 def _esc(value: object) -> str:
