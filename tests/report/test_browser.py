@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -54,6 +55,10 @@ def _open_report(chromium, path: Path, width: int) -> tuple[object, list, list]:
     return page, requests, errors
 
 
+def _lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line]
+
+
 def test_report_in_browser_is_offline(chromium, tmp_path: Path) -> None:
     path = write_report(_portfolio_data(), tmp_path / "report.html")
 
@@ -104,3 +109,34 @@ def test_report_in_browser_prints(chromium, tmp_path: Path) -> None:
     assert background == "rgb(255, 255, 255)"
     assert pdf.startswith(b"%PDF")
     assert errors == []
+
+
+def test_report_in_browser_without_arr(chromium, tmp_path: Path) -> None:
+    data = _portfolio_data()
+    data = replace(data, accounts=data.accounts.assign(arr=float("nan")))
+    path = write_report(data, tmp_path / "report.html")
+
+    page, requests, errors = _open_report(chromium, path, 1280)
+    worst_tile = page.inner_text('[data-kpi="worst-arr"]')
+    arr_card = page.inner_text("#arr-at-risk-accounts")
+    body = page.inner_text("body")
+    page.screenshot(path=str(tmp_path / "report-noarr.png"), full_page=True)
+    page.close()
+
+    phone, _, phone_errors = _open_report(chromium, path, 390)
+    overflow = phone.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    phone.close()
+
+    assert _lines(worst_tile) == ["ARR in Poor", "–", "no ARR data"]
+    assert _lines(arr_card) == [
+        "ARR at risk",
+        "No account carries ARR, so none can be ranked by ARR.",
+    ]
+    assert "– ARR" not in body
+    assert " 1 accounts" not in body
+    assert errors == []
+    assert requests == [path.as_uri()]
+    assert overflow == 0
+    assert phone_errors == []
