@@ -18,6 +18,7 @@ same facts for callers, such as an HTTP layer, that map errors without parsing t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = [
@@ -62,17 +63,38 @@ class ProfileError(ConfigError):
         The profile file, or ``None`` for a profile built in memory.
     field
         Dotted location of the bad value, such as ``components[1].measures[0].weight``.
+        With several problems, the first problem's field.
+    problems
+        Every problem found, as ``(field, message)`` pairs. With more than one, the
+        error text is ``path: message`` followed by one ``field: problem`` line per
+        problem. Defaults to the single problem ``(field, message)``.
     """
 
     def __init__(
-        self, message: str, *, path: str | Path | None = None, field: str | None = None
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        field: str | None = None,
+        problems: Sequence[tuple[str, str]] | None = None,
     ) -> None:
+        listed = [(field or "", message)] if problems is None else list(problems)
         where = f"{path}" if path is not None else "profile"
-        if field:
-            where = f"{where}: {field}"
-        super().__init__(f"{where}: {message}", field=field)
+        if len(listed) > 1:
+            if field is None:
+                field = listed[0][0] or None
+            lines = [
+                f"{name}: {problem}" if name else problem for name, problem in listed
+            ]
+            text = "\n".join([f"{where}: {message}", *lines])
+        else:
+            if field:
+                where = f"{where}: {field}"
+            text = f"{where}: {message}"
+        super().__init__(text, field=field)
         self.path = None if path is None else Path(path)
         self.reason = message
+        self.problems: list[tuple[str, str]] = listed
 
 
 class MappingError(ConfigError):
