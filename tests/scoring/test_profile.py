@@ -255,7 +255,8 @@ INVALID = [
     pytest.param(
         _set("name", "Telco Retention"),
         "name",
-        r"invalid value 'Telco Retention'.*\[a-z0-9_-\]\+.*'telco-retention'",
+        "invalid value 'Telco Retention': expected only lower-case letters, "
+        "digits, '-' and '_'. Write it as 'telco-retention'",
         id="bad-name",
     ),
     pytest.param(
@@ -291,13 +292,13 @@ INVALID = [
     pytest.param(
         _set(f"{M01}.weight", -1),
         "components[0].measures[1].weight",
-        "expected a number of at least 0; got -1",
+        "expected a number from 0 to 1,000,000; got -1",
         id="negative-weight",
     ),
     pytest.param(
         _set(f"{M01}.weight", "heavy"),
         "components[0].measures[1].weight",
-        "expected a number of at least 0; got 'heavy'",
+        "expected a number from 0 to 1,000,000; got 'heavy'",
         id="text-weight",
     ),
     pytest.param(
@@ -412,7 +413,7 @@ INVALID = [
     pytest.param(
         _set(f"{M11}.percentile.min_peers", 0),
         "components[1].measures[1].percentile.min_peers",
-        "expected a number of at least 1; got 0",
+        "expected a number from 1 to 1,000,000; got 0",
         id="percentile-zero-peers",
     ),
     pytest.param(
@@ -527,3 +528,262 @@ def test_parse_profile_empty(text):
 def test_parse_profile_not_a_mapping():
     with pytest.raises(ProfileError, match="expected a mapping of keys to values"):
         parse_profile("- name: x\n")
+
+
+def _problems(changes) -> ProfileError:
+    """Return the ProfileError that parsing the changed hand profile raises."""
+    with pytest.raises(ProfileError) as info:
+        _parse(changes)
+    return info.value
+
+
+def test_parse_profile_huge_weights_listed():
+    error = _problems(
+        lambda raw: [_set(f"components.{i}.weight", 1.0e308)(raw) for i in (0, 1)]
+    )
+
+    assert [field for field, _ in error.problems] == [
+        "components[0].weight",
+        "components[1].weight",
+    ]
+    assert error.field == "components[0].weight"
+    assert "expected a number from 0 to 1,000,000; got 1e+308" in error.problems[0][1]
+
+
+RANGES = [
+    pytest.param(
+        "components.0.weight",
+        1_000_001,
+        "a number from 0 to 1,000,000",
+        id="weight-above-max",
+    ),
+    pytest.param(
+        f"{M01}.weight", 10**400, "a number from 0 to 1,000,000", id="huge-int-weight"
+    ),
+    pytest.param(
+        f"{M01}.weight",
+        math.nan,
+        "a finite number from 0 to 1,000,000",
+        id="nan-weight",
+    ),
+    pytest.param(
+        f"{M10}.thresholds.good",
+        math.inf,
+        "a finite number; got inf",
+        id="infinite-threshold",
+    ),
+    pytest.param(
+        f"{M01}.linear.worst",
+        -math.inf,
+        "a finite number; got -inf",
+        id="infinite-linear-end",
+    ),
+    pytest.param(
+        f"{M00}.category.points.One year",
+        1e308,
+        "a number from 0 to 100",
+        id="category-points-1e308",
+    ),
+    pytest.param(
+        f"{M11}.percentile.min_peers",
+        1_000_001,
+        "a number from 1 to 1,000,000",
+        id="min-peers-above-max",
+    ),
+    pytest.param(
+        "bands.0.min", math.inf, "a finite number from 0 to 100", id="infinite-band-min"
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "expected"), RANGES)
+def test_parse_profile_number_out_of_range(path, value, expected):
+    def changes(raw):
+        raw["bands"] = [{"name": "Good", "min": 70}, {"name": "Poor", "min": 0}]
+        _set(path, value)(raw)
+
+    error = _problems(changes)
+
+    assert len(error.problems) == 1
+    assert error.field == re.sub(r"\.(\d+)", r"[\1]", path)
+    assert f"expected {expected}" in str(error)
+
+
+def test_parse_profile_max_weight_accepted():
+    raw = copy.deepcopy(BASE)
+    raw["components"][0]["weight"] = 1_000_000
+    raw["components"][1]["weight"] = 1_000_000
+    profile = parse_profile(yaml.safe_dump(raw))
+
+    assert profile.nominal_weights() == pytest.approx((0.375, 0.125, 0.25, 0.25))
+
+
+def test_parse_profile_linear_span_overflow():
+    change = _set(f"{M01}.linear", {"worst": -1.0e308, "best": 1.0e308})
+
+    with pytest.raises(ProfileError, match="too far apart") as info:
+        _parse(change)
+    assert info.value.field == "components[0].measures[1].linear.best"
+
+
+def test_parse_profile_scientific_notation_text():
+    text = HAND_PROFILE.replace("weight: 60", "weight: 6e1").replace(
+        "weight: 40", "weight: 4E+1"
+    )
+    profile = parse_profile(text)
+
+    assert [c.weight for c in profile.components] == [60.0, 40.0]
+    assert profile.hash == parse_profile(HAND_PROFILE).hash
+
+
+def test_parse_profile_scientific_notation_range():
+    text = HAND_PROFILE.replace("weight: 60", "weight: 1e308")
+
+    with pytest.raises(ProfileError) as info:
+        parse_profile(text, path="p.yaml")
+    assert info.value.field == "components[0].weight"
+    assert "expected a number from 0 to 1,000,000; got '1e308'" in str(info.value)
+
+
+def test_parse_profile_bad_name_describes_characters():
+    text = HAND_PROFILE.replace("name: hand", 'name: "bad name!"')
+
+    with pytest.raises(ProfileError) as info:
+        parse_profile(text, path="p.yaml")
+    assert str(info.value) == (
+        "p.yaml: name: invalid value 'bad name!': expected only lower-case letters, "
+        "digits, '-' and '_'. Write it as 'bad-name', for example."
+    )
+
+
+def test_parse_profile_yaml_error_message():
+    text = "name: broken\ncomponents:\n  - name: [unclosed\n"
+
+    with pytest.raises(ProfileError) as info:
+        parse_profile(text, path="broken.yaml")
+    message = str(info.value)
+    assert message.startswith(
+        "broken.yaml: invalid YAML at line 4, column 1: expected ',' or ']', but got "
+        "the end of the file (while parsing a flow sequence that starts at line 3, "
+        "column 11). Fix the syntax there"
+    )
+    assert "\n" not in message
+    assert "^" not in message
+
+
+def test_parse_profile_lists_every_problem():
+    def changes(raw):
+        raw["name"] = "Bad Name"
+        raw["min_coverag"] = 0.5
+        _measure(raw, 0, 1)["weight"] = -1
+        _measure(raw, 1, 0)["thresholds"]["good"] = 100
+        _measure(raw, 1, 1)["percentile"]["min_peers"] = 0.5
+
+    error = _problems(changes)
+
+    assert error.problems == [
+        ("min_coverag", error.problems[0][1]),
+        ("name", error.problems[1][1]),
+        ("components[0].measures[1].weight", error.problems[2][1]),
+        ("components[1].measures[0].thresholds.good", error.problems[3][1]),
+        ("components[1].measures[1].percentile.min_peers", error.problems[4][1]),
+    ]
+    assert error.field == "min_coverag"
+    lines = str(error).splitlines()
+    assert lines[0] == (
+        "p.yaml: found 5 problems. Fix each of them and load the profile again:"
+    )
+    assert lines[1:] == [f"{field}: {message}" for field, message in error.problems]
+    assert lines[3].startswith(
+        "components[0].measures[1].weight: expected a number from 0 to 1,000,000"
+    )
+
+
+def test_parse_profile_problem_list_capped():
+    def changes(raw):
+        measures = _measure(raw, 0, 1)
+        raw["components"][0]["measures"] = [
+            {**measures, "name": f"m{i}", "weight": -i - 1} for i in range(25)
+        ]
+
+    error = _problems(changes)
+
+    assert len(error.problems) == 20
+    assert error.problems[19][0] == "components[0].measures[19].weight"
+    assert str(error).startswith(
+        "p.yaml: found 25 problems, of which the first 20 are listed."
+    )
+
+
+def test_parse_profile_missing_key_once():
+    error = _problems(_set(f"{M01}.linear", {}))
+
+    assert error.problems == [
+        (
+            "components[0].measures[1].linear.worst",
+            "missing required key 'worst'. Add 'worst: <number>' to this entry.",
+        ),
+        (
+            "components[0].measures[1].linear.best",
+            "missing required key 'best'. Add 'best: <number>' to this entry.",
+        ),
+    ]
+
+
+def test_parse_profile_no_zero_weight_after_failure():
+    def changes(raw):
+        raw["components"][0]["weight"] = 0
+        raw["components"][1]["weight"] = "heavy"
+
+    error = _problems(changes)
+
+    assert [field for field, _ in error.problems] == ["components[1].weight"]
+
+
+def test_parse_profile_band_problems_listed():
+    bands = [
+        {"name": "Unknown", "min": 70},
+        {"name": "Low", "min": 80},
+        {"name": "Low", "min": 10},
+    ]
+    error = _problems(_set("bands", bands))
+
+    assert [field for field, _ in error.problems] == [
+        "bands[0].name",
+        "bands[1].min",
+        "bands[2].name",
+        "bands[2].min",
+    ]
+
+
+def test_check_metrics_lists_every_unknown():
+    profile = parse_profile(HAND_PROFILE, path="hand.yaml")
+
+    with pytest.raises(ProfileError) as info:
+        profile.check_metrics({"contract", "days_idle"})
+    assert [field for field, _ in info.value.problems] == [
+        "components[0].measures[1].metric",
+        "components[1].measures[1].metric",
+    ]
+    assert "unknown metric 'active_users'" in str(info.value)
+
+
+def test_profile_error_single_problem_default():
+    error = ProfileError("bad value.", path="p.yaml", field="name")
+
+    assert str(error) == "p.yaml: name: bad value."
+    assert error.problems == [("name", "bad value.")]
+    assert error.field == "name"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("1" + "0" * 5000, "Exceeds the limit"), ("2024-13-45", "month must be in")],
+)
+def test_parse_profile_unconstructable_value(value, expected):
+    text = HAND_PROFILE.replace("weight: 60", f"weight: {value}")
+
+    with pytest.raises(ProfileError, match="invalid YAML value") as info:
+        parse_profile(text, path="p.yaml")
+    assert expected in str(info.value)
+    assert info.value.path is not None

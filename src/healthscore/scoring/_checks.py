@@ -1,44 +1,145 @@
 """Helpers that read typed values out of a parsed profile and raise ProfileError.
 
 Every helper takes a :class:`Where`, the profile file plus the dotted field being read,
-so each error names both.
+so each error names both. A ``Where`` also carries the :class:`Problems` found so far in
+the profile, so that parsing can go on past one invalid value and report them all.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import yaml
 
 from healthscore.exceptions import ProfileError
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
 _MISSING: Any = object()
+
+#: Problems listed in one ProfileError. Parsing goes on past this many and counts the
+#: rest.
+MAX_PROBLEMS = 20
+
+#: Largest weight a component or measure may have. Weights are relative, so this only
+#: keeps sums of weights far from float overflow.
+MAX_WEIGHT = 1_000_000
+
+# Scientific notation without a dot, such as 1e3, which YAML 1.1 reads as a string.
+_SCIENTIFIC = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+")
+
+
+class Problems:
+    """The validation errors found so far in one profile, one per field, in order."""
+
+    def __init__(self) -> None:
+        self._errors: dict[str, ProfileError] = {}
+        self._unlisted: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self._errors) + len(self._unlisted)
+
+    def add(self, error: ProfileError) -> None:
+        """Record ``error`` unless its field already has a problem.
+
+        Past :data:`MAX_PROBLEMS` only the field is kept, to count the problem.
+        """
+        key = error.field or ""
+        if key in self._errors or key in self._unlisted:
+            return
+        if len(self._errors) < MAX_PROBLEMS:
+            self._errors[key] = error
+        else:
+            self._unlisted.add(key)
+
+    def error(self) -> ProfileError:
+        """Build the one ProfileError that reports every recorded problem.
+
+        A single problem comes back as the error that was recorded.
+        """
+        errors = list(self._errors.values())
+        if not errors:
+            return ProfileError("the profile is invalid.")
+        if len(errors) == 1 and not self._unlisted:
+            return errors[0]
+        if self._unlisted:
+            summary = (
+                f"found {len(self)} problems, of which the first {len(errors)} are "
+                "listed. Fix them and load the profile again:"
+            )
+        else:
+            summary = (
+                f"found {len(errors)} problems. Fix each of them and load the "
+                "profile again:"
+            )
+        return ProfileError(
+            summary,
+            path=errors[0].path,
+            field=errors[0].field,
+            problems=[(e.field or "", e.reason) for e in errors],
+        )
+
+    def raise_any(self) -> None:
+        """Raise :meth:`error` if any problem was recorded."""
+        if self:
+            raise self.error()
 
 
 @dataclass(frozen=True)
 class Where:
-    """A location inside a profile: the file and the dotted field."""
+    """A location inside a profile: the file, the dotted field and its problems.
+
+    Locations made with :meth:`key` and :meth:`item` share the same :class:`Problems`.
+    """
 
     path: Path | None
     field: str = ""
+    problems: Problems = dataclasses.field(
+        default_factory=Problems, compare=False, repr=False
+    )
 
     def key(self, name: str) -> Where:
         """Return the location of the mapping key ``name`` below this one."""
-        return Where(self.path, f"{self.field}.{name}" if self.field else name)
+        dotted = f"{self.field}.{name}" if self.field else name
+        return Where(self.path, dotted, self.problems)
 
     def item(self, index: int) -> Where:
         """Return the location of list item ``index`` below this one."""
-        return Where(self.path, f"{self.field}[{index}]")
+        return Where(self.path, f"{self.field}[{index}]", self.problems)
 
     def error(self, message: str) -> ProfileError:
         """Build the ProfileError for a bad value at this location."""
         return ProfileError(message, path=self.path, field=self.field or None)
+
+    def report(self, message: str) -> None:
+        """Record a problem at this location and let parsing go on."""
+        self.problems.add(self.error(message))
+
+    def attempt(
+        self, read: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T | None:
+        """Return ``read(*args, **kwargs)``, or record its ProfileError and return None.
+
+        A caller whose value came back None raises :meth:`failed` once it has read
+        the values that do not depend on it.
+        """
+        try:
+            return read(*args, **kwargs)
+        except ProfileError as exc:
+            self.problems.add(exc)
+            return None
+
+    def failed(self) -> ProfileError:
+        """Build the error a part of the profile raises after recording problems."""
+        return self.problems.error()
 
 
 def suggest(word: str, choices: Collection[str]) -> str:
@@ -70,24 +171,28 @@ def expect_list(value: Any, where: Where) -> list[Any]:
 
 
 def check_keys(
-    mapping: Mapping[Any, Any],
-    where: Where,
-    *,
-    allowed: Collection[str],
-    required: Collection[str] = (),
+    mapping: Mapping[Any, Any], where: Where, *, allowed: Collection[str]
 ) -> None:
-    """Raise for the first unknown key or the first missing required key."""
+    """Record a problem for every key of ``mapping`` that is not in ``allowed``.
+
+    Missing keys are reported by the reader of each key, such as :func:`read_text`
+    or :func:`require_key`.
+    """
     for key in mapping:
         if key not in allowed:
-            raise where.key(str(key)).error(
+            where.key(str(key)).report(
                 f"unknown key {key!r}.{suggest(str(key), allowed)} "
                 f"Allowed keys here: {', '.join(sorted(allowed))}."
             )
-    for key in required:
-        if key not in mapping:
-            raise where.key(key).error(
-                f"missing required key {key!r}. Add '{key}:' to this entry."
-            )
+
+
+def require_key(mapping: Mapping[Any, Any], key: str, where: Where) -> Any:
+    """Return ``mapping[key]``, else raise that the required key is missing."""
+    if key not in mapping:
+        raise where.key(key).error(
+            f"missing required key {key!r}. Add '{key}:' to this entry."
+        )
+    return mapping[key]
 
 
 def read_number(
@@ -116,28 +221,67 @@ def check_number(
     minimum: float | None = None,
     maximum: float | None = None,
 ) -> float:
-    """Return ``value`` as a finite float within ``minimum..maximum``, else raise."""
+    """Return ``value`` as a finite float within ``minimum..maximum``, else raise.
+
+    Text in scientific notation without a dot, such as ``1e3``, counts as a number,
+    because YAML 1.1 reads it as text.
+    """
     span = _describe_range(minimum, maximum)
-    is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    if not is_number or not math.isfinite(value):
-        raise where.error(f"expected a number{span}; got {value!r}. Write a number.")
-    too_low = minimum is not None and value < minimum
-    too_high = maximum is not None and value > maximum
+    number = _to_float(value)
+    if number is None:
+        raise where.error(
+            f"expected a number{span}; got {value!r}. Write a number such as 12, "
+            "0.5 or 1.0e+3."
+        )
+    if not math.isfinite(number) and isinstance(value, int):
+        raise where.error(
+            f"expected a number{span}; got an integer too large for a float. "
+            f"Write a number{span} instead."
+        )
+    if not math.isfinite(number):
+        raise where.error(
+            f"expected a finite number{span}; got {value!r}. "
+            f"Write a finite number{span} instead."
+        )
+    too_low = minimum is not None and number < minimum
+    too_high = maximum is not None and number > maximum
     if too_low or too_high:
         raise where.error(
             f"expected a number{span}; got {value!r}. Write a number{span} instead."
         )
-    return float(value)
+    return number
+
+
+def _to_float(value: Any) -> float | None:
+    """Return ``value`` as a float, or None if it is no number.
+
+    An int beyond the float range becomes +-inf.
+    """
+    if isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def _describe_range(minimum: float | None, maximum: float | None) -> str:
     if minimum is not None and maximum is not None:
-        return f" from {minimum:g} to {maximum:g}"
+        return f" from {_format_bound(minimum)} to {_format_bound(maximum)}"
     if minimum is not None:
-        return f" of at least {minimum:g}"
+        return f" of at least {_format_bound(minimum)}"
     if maximum is not None:
-        return f" of at most {maximum:g}"
+        return f" of at most {_format_bound(maximum)}"
     return ""
+
+
+def _format_bound(bound: float) -> str:
+    """Format a range bound, with thousands separators if it is a whole number."""
+    if float(bound).is_integer():
+        return f"{int(bound):,}"
+    return f"{bound:g}"
 
 
 def read_text(
@@ -147,8 +291,12 @@ def read_text(
     *,
     default: Any = _MISSING,
     pattern: str | None = None,
+    pattern_description: str = "",
 ) -> str:
-    """Return ``mapping[key]`` as non-empty text, optionally matching ``pattern``."""
+    """Return ``mapping[key]`` as non-empty text, optionally matching ``pattern``.
+
+    ``pattern_description`` names the allowed characters in words, for the message.
+    """
     if key not in mapping:
         if default is _MISSING:
             raise where.key(key).error(
@@ -162,9 +310,8 @@ def read_text(
         )
     if pattern is not None and re.fullmatch(pattern, value) is None:
         raise where.key(key).error(
-            f"invalid value {value!r}: expected text matching {pattern}. "
-            f"Use lower-case letters, digits, '-' and '_' only, such as "
-            f"{_slug(value)!r}."
+            f"invalid value {value!r}: expected only {pattern_description}. "
+            f"Write it as {_slug(value)!r}, for example."
         )
     return value
 
@@ -218,18 +365,44 @@ def load_yaml(text: str, path: Path | None) -> Any:
         # ProfileLoader derives from SafeLoader, so it cannot build arbitrary objects.
         return yaml.load(text, Loader=ProfileLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        place = (
-            ""
-            if mark is None
-            else f" at line {mark.line + 1}, column {mark.column + 1}"
-        )
-        problem = exc.problem or exc.context or "unreadable YAML"
-        raise ProfileError(
-            f"invalid YAML{place}: {problem}. Fix the syntax there and load it again.",
-            path=path,
-        ) from exc
+        raise ProfileError(_describe_yaml_error(exc), path=path) from exc
     except yaml.YAMLError as exc:
         raise ProfileError(
-            f"invalid YAML: {exc}. Fix the syntax and load it again.", path=path
+            f"invalid YAML: {type(exc).__name__}. Fix the syntax and load it again.",
+            path=path,
         ) from exc
+    except ValueError as exc:
+        # PyYAML's constructors raise a bare ValueError for an integer past Python's
+        # 4300-digit conversion limit and for a date-like value that is no date.
+        raise ProfileError(
+            f"invalid YAML value: {exc}. Quote the value to keep it as text, or "
+            "fix it.",
+            path=path,
+        ) from exc
+
+
+def _describe_yaml_error(exc: yaml.MarkedYAMLError) -> str:
+    """Build the message ``invalid YAML at line L, column C: problem`` for ``exc``.
+
+    ``str(exc)`` would repeat the offending line with a caret under it, which does not
+    fit in a one-line message.
+    """
+    mark = exc.problem_mark or exc.context_mark
+    place = "" if mark is None else f" at {_describe_mark(mark)}"
+    problem = _plain_tokens(exc.problem or exc.context or "unreadable YAML")
+    context = ""
+    if exc.problem and exc.context and exc.context_mark is not None:
+        context = f" ({exc.context} that starts at {_describe_mark(exc.context_mark)})"
+    return (
+        f"invalid YAML{place}: {problem}{context}. Fix the syntax there, such as the "
+        "indentation, a quote or a bracket, and load it again."
+    )
+
+
+def _describe_mark(mark: yaml.Mark) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+def _plain_tokens(problem: str) -> str:
+    """Replace PyYAML's end-of-input token name with plain words."""
+    return problem.replace("'<stream end>'", "the end of the file")

@@ -21,6 +21,7 @@ from typing import Any
 
 from healthscore.exceptions import ProfileError
 from healthscore.scoring._checks import (
+    MAX_WEIGHT,
     Where,
     check_keys,
     check_number,
@@ -29,6 +30,7 @@ from healthscore.scoring._checks import (
     load_yaml,
     read_number,
     read_text,
+    require_key,
 )
 from healthscore.scoring.schemes import SCHEME_KINDS, Scheme, parse_scheme
 
@@ -50,6 +52,7 @@ logger = logging.getLogger(__name__)
 UNKNOWN_BAND = "Unknown"
 DEFAULT_MIN_COVERAGE = 0.5
 PROFILE_NAME_PATTERN = r"[a-z0-9_-]+"
+_PROFILE_NAME_CHARACTERS = "lower-case letters, digits, '-' and '_'"
 
 # Score table columns, which a component name would collide with.
 RESERVED_COMPONENT_NAMES = frozenset(
@@ -206,7 +209,7 @@ class HealthProfile:
         return self.bands[-1].name
 
     def check_metrics(self, known: Callable[[str], bool] | Collection[str]) -> None:
-        """Raise ProfileError for the first metric that ``known`` does not accept.
+        """Raise ProfileError naming every metric that ``known`` does not accept.
 
         Parameters
         ----------
@@ -217,7 +220,8 @@ class HealthProfile:
         Raises
         ------
         ProfileError
-            Naming the measure's ``metric`` field, the unknown name and close matches.
+            Naming each unknown measure's ``metric`` field, the unknown name and close
+            matches. ``problems`` lists them all, and ``field`` is the first one.
         """
         is_known = known if callable(known) else known.__contains__
         where = Where(self.source)
@@ -227,10 +231,11 @@ class HealthProfile:
                     continue
                 field_where = where.key(f"components[{i}]").key(f"measures[{j}]")
                 hint = _close_metrics(measure, known)
-                raise field_where.key("metric").error(
+                field_where.key("metric").report(
                     f"unknown metric {measure.metric!r}.{hint} Use a metric the "
                     "metrics layer defines, or fix the spelling."
                 )
+        where.problems.raise_any()
 
 
 def _close_metrics(measure: Measure, known: object) -> str:
@@ -296,9 +301,10 @@ def parse_profile(text: str, path: str | Path | None = None) -> HealthProfile:
     Raises
     ------
     ProfileError
-        For invalid YAML (with the line), an empty document, or any invalid value.
-        The error's ``field`` is the dotted location, such as
-        ``components[0].measures[1].weight``.
+        For invalid YAML (with the line), an empty document, or invalid values. One
+        error reports every invalid value, up to 20: its ``problems`` lists them as
+        ``(field, message)`` pairs and its ``field`` is the first one's dotted
+        location, such as ``components[0].measures[1].weight``.
 
     Examples
     --------
@@ -324,27 +330,59 @@ def parse_profile(text: str, path: str | Path | None = None) -> HealthProfile:
             "the profile is empty. Write at least 'name:' and 'components:'."
         )
     raw = expect_mapping(raw, where)
-    check_keys(raw, where, allowed=_PROFILE_KEYS, required=("name", "components"))
 
-    profile = HealthProfile(
-        name=read_text(raw, "name", where, pattern=PROFILE_NAME_PATTERN),
-        description=_read_description(raw, where),
-        applies_to_segments=_read_applies_to(raw.get("applies_to"), where),
-        min_coverage=read_number(
-            raw,
-            "min_coverage",
-            where,
-            default=DEFAULT_MIN_COVERAGE,
-            minimum=0,
-            maximum=1,
-        ),
-        bands=_read_bands(raw.get("bands"), where.key("bands")),
-        components=_read_components(raw["components"], where.key("components")),
-        source=source,
-        text=text,
-    )
+    try:
+        profile = _read_profile(raw, where, text)
+    except ProfileError as exc:
+        where.problems.add(exc)
+        error = where.failed()
+        if error is exc:
+            raise
+        raise error from None
     logger.debug("parsed profile %r (%s)", profile.name, profile.hash[:12])
     return profile
+
+
+def _read_profile(raw: Mapping[Any, Any], where: Where, text: str) -> HealthProfile:
+    """Read every top-level key, then raise if any part of the profile was invalid."""
+    check_keys(raw, where, allowed=_PROFILE_KEYS)
+    name = where.attempt(
+        read_text,
+        raw,
+        "name",
+        where,
+        pattern=PROFILE_NAME_PATTERN,
+        pattern_description=_PROFILE_NAME_CHARACTERS,
+    )
+    description = where.attempt(_read_description, raw, where)
+    segments = where.attempt(_read_applies_to, raw.get("applies_to"), where)
+    min_coverage = where.attempt(
+        read_number,
+        raw,
+        "min_coverage",
+        where,
+        default=DEFAULT_MIN_COVERAGE,
+        minimum=0,
+        maximum=1,
+    )
+    bands = where.attempt(_read_bands, raw.get("bands"), where.key("bands"))
+    components = where.attempt(_read_components, raw, where)
+
+    where.problems.raise_any()
+    if name is None or description is None or min_coverage is None:
+        raise where.failed()
+    if bands is None or components is None:
+        raise where.failed()
+    return HealthProfile(
+        name=name,
+        description=description,
+        applies_to_segments=segments,
+        min_coverage=min_coverage,
+        bands=bands,
+        components=components,
+        source=where.path,
+        text=text,
+    )
 
 
 def _read_description(raw: Mapping[Any, Any], where: Where) -> str:
@@ -363,112 +401,153 @@ def _read_applies_to(raw: Any, where: Where) -> tuple[str, ...] | None:
         return None
     where = where.key("applies_to")
     raw = expect_mapping(raw, where)
-    check_keys(raw, where, allowed=("segments",), required=("segments",))
+    check_keys(raw, where, allowed=("segments",))
     segments_where = where.key("segments")
-    segments = expect_list(raw["segments"], segments_where)
+    segments = expect_list(require_key(raw, "segments", where), segments_where)
+    valid = True
     for i, segment in enumerate(segments):
         if not isinstance(segment, str) or not segment:
-            raise segments_where.item(i).error(
+            segments_where.item(i).report(
                 f"expected a segment name as text; got {segment!r}. Quote the name."
             )
+            valid = False
+    if not valid:
+        raise where.failed()
     return tuple(segments)
 
 
 def _read_bands(raw: Any, where: Where) -> tuple[Band, ...]:
     if raw is None:
         return DEFAULT_BANDS
-    bands = []
-    for i, item in enumerate(expect_list(raw, where)):
-        item_where = where.item(i)
-        item = expect_mapping(item, item_where)
-        check_keys(item, item_where, allowed=("name", "min"), required=("name", "min"))
-        name = read_text(item, "name", item_where)
-        minimum = read_number(item, "min", item_where, minimum=0, maximum=100)
-        bands.append(Band(name, minimum))
+    items = [
+        where.attempt(_read_band, item, where.item(i))
+        for i, item in enumerate(expect_list(raw, where))
+    ]
+    bands = [band for band in items if band is not None]
+    if len(bands) < len(items):
+        raise where.failed()
     _check_bands(bands, where)
     return tuple(bands)
 
 
+def _read_band(raw: Any, where: Where) -> Band:
+    raw = expect_mapping(raw, where)
+    check_keys(raw, where, allowed=("name", "min"))
+    name = where.attempt(read_text, raw, "name", where)
+    minimum = where.attempt(read_number, raw, "min", where, minimum=0, maximum=100)
+    if name is None or minimum is None:
+        raise where.failed()
+    return Band(name, minimum)
+
+
 def _check_bands(bands: list[Band], where: Where) -> None:
+    """Record a problem for each reserved, repeated or misordered band."""
     seen: set[str] = set()
     for i, band in enumerate(bands):
         name_where, min_where = where.item(i).key("name"), where.item(i).key("min")
         if band.name == UNKNOWN_BAND:
-            raise name_where.error(
+            name_where.report(
                 f"band name {band.name!r} is reserved for scores without enough "
                 "data. Choose another name."
             )
         if band.name in seen:
-            raise name_where.error(
+            name_where.report(
                 f"band name {band.name!r} is used twice. Give each band its own name."
             )
         seen.add(band.name)
         if i > 0 and band.min >= bands[i - 1].min:
-            raise min_where.error(
+            min_where.report(
                 f"band minimums must strictly decrease; {band.min:g} follows "
                 f"{bands[i - 1].min:g}. List the bands from best to worst."
             )
     if bands[-1].min != 0:
         last_where = where.item(len(bands) - 1).key("min")
-        raise last_where.error(
+        last_where.report(
             f"the last band must start at 0 so that every score gets a band; got "
             f"{bands[-1].min:g}. Set its min to 0."
         )
 
 
-def _read_components(raw: Any, where: Where) -> tuple[Component, ...]:
+def _read_components(raw: Mapping[Any, Any], where: Where) -> tuple[Component, ...]:
+    items = expect_list(require_key(raw, "components", where), where.key("components"))
+    where = where.key("components")
     components = []
     seen: set[str] = set()
-    for i, item in enumerate(expect_list(raw, where)):
+    for i, item in enumerate(items):
         item_where = where.item(i)
-        component = _read_component(item, item_where)
+        component = item_where.attempt(_read_component, item, item_where)
+        if component is None:
+            continue
         if component.name in seen:
-            raise item_where.key("name").error(
+            item_where.key("name").report(
                 f"component name {component.name!r} is used twice. "
                 "Give each component its own name."
             )
         seen.add(component.name)
         components.append(component)
+    if len(components) < len(items):
+        raise where.failed()
     _check_weights_not_all_zero([c.weight for c in components], where, "component")
     return tuple(components)
 
 
 def _read_component(raw: Any, where: Where) -> Component:
     raw = expect_mapping(raw, where)
-    check_keys(raw, where, allowed=_COMPONENT_KEYS, required=_COMPONENT_KEYS)
+    check_keys(raw, where, allowed=_COMPONENT_KEYS)
+    name = where.attempt(_read_component_name, raw, where)
+    weight = where.attempt(_read_weight, raw, where, default=None)
+    measures = where.attempt(_read_measures, raw, where, name)
+    if name is None or weight is None or measures is None:
+        raise where.failed()
+    return Component(name=name, weight=weight, measures=measures)
+
+
+def _read_component_name(raw: Mapping[Any, Any], where: Where) -> str:
     name = read_text(raw, "name", where)
     if name in RESERVED_COMPONENT_NAMES:
         raise where.key("name").error(
             f"component name {name!r} is reserved for a score column. "
             f"Choose a name other than {', '.join(sorted(RESERVED_COMPONENT_NAMES))}."
         )
-    weight = _read_weight(raw, where, default=None)
+    return name
 
+
+def _read_measures(
+    raw: Mapping[Any, Any], where: Where, component: str | None
+) -> tuple[Measure, ...]:
+    items = expect_list(require_key(raw, "measures", where), where.key("measures"))
+    where = where.key("measures")
+    in_component = "this component" if component is None else f"component {component!r}"
     measures = []
     seen: set[str] = set()
-    measures_where = where.key("measures")
-    for j, item in enumerate(expect_list(raw["measures"], measures_where)):
-        measure = _read_measure(item, measures_where.item(j))
+    for j, item in enumerate(items):
+        item_where = where.item(j)
+        measure = item_where.attempt(_read_measure, item, item_where)
+        if measure is None:
+            continue
         if measure.name in seen:
-            raise measures_where.item(j).error(
-                f"measure name {measure.name!r} is used twice in component {name!r}. "
+            item_where.report(
+                f"measure name {measure.name!r} is used twice in {in_component}. "
                 "Add 'name:' to tell the measures apart."
             )
         seen.add(measure.name)
         measures.append(measure)
-    _check_weights_not_all_zero([m.weight for m in measures], measures_where, "measure")
-    return Component(name=name, weight=weight, measures=tuple(measures))
+    if len(measures) < len(items):
+        raise where.failed()
+    _check_weights_not_all_zero([m.weight for m in measures], where, "measure")
+    return tuple(measures)
 
 
 def _read_measure(raw: Any, where: Where) -> Measure:
     raw = expect_mapping(raw, where)
-    check_keys(raw, where, allowed=_MEASURE_KEYS, required=("metric",))
-    metric = read_text(raw, "metric", where)
-    name = read_text(raw, "name", where, default=metric)
-    weight = _read_weight(raw, where, default=1.0)
-    return Measure(
-        name=name, metric=metric, weight=weight, scheme=parse_scheme(raw, where)
-    )
+    check_keys(raw, where, allowed=_MEASURE_KEYS)
+    metric = where.attempt(read_text, raw, "metric", where)
+    name = where.attempt(read_text, raw, "name", where, default=metric)
+    weight = where.attempt(_read_weight, raw, where, default=1.0)
+    scheme = where.attempt(parse_scheme, raw, where)
+    if metric is None or name is None or weight is None or scheme is None:
+        raise where.failed()
+    return Measure(name=name, metric=metric, weight=weight, scheme=scheme)
 
 
 def _read_weight(raw: Mapping[Any, Any], where: Where, default: float | None) -> float:
@@ -479,7 +558,7 @@ def _read_weight(raw: Mapping[Any, Any], where: Where, default: float | None) ->
             )
         return default
     value = raw["weight"]
-    return check_number(value, where.key("weight"), minimum=0)
+    return check_number(value, where.key("weight"), minimum=0, maximum=MAX_WEIGHT)
 
 
 def _check_weights_not_all_zero(weights: list[float], where: Where, kind: str) -> None:

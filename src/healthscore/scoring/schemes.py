@@ -22,6 +22,7 @@ from healthscore.scoring._checks import (
     expect_mapping,
     read_number,
     read_text,
+    require_key,
 )
 
 __all__ = [
@@ -40,6 +41,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: Largest ``min_peers`` a percentile scheme accepts.
+MAX_MIN_PEERS = 1_000_000
 
 HIGHER_IS_BETTER = "higher_is_better"
 LOWER_IS_BETTER = "lower_is_better"
@@ -163,22 +167,17 @@ class CategoryScheme:
     def parse(cls, raw: Any, where: Where) -> CategoryScheme:
         """Build the scheme from its YAML mapping, raising ProfileError if invalid."""
         raw = expect_mapping(raw, where)
-        check_keys(raw, where, allowed=("points", "other"), required=("points",))
-        mapping = expect_mapping(raw["points"], where.key("points"))
-        if not mapping:
-            raise where.key("points").error(
-                "expected at least one 'value: points' entry; got an empty mapping. "
-                "List the category values and their points."
-            )
-        points = tuple(
-            (_category_key(key, where.key("points")), _points(value, where, key))
-            for key, value in mapping.items()
-        )
+        check_keys(raw, where, allowed=("points", "other"))
+        points = where.attempt(_read_category_points, raw, where)
         other = None
         if raw.get("other") is not None:
-            other = check_number(
-                raw["other"], where.key("other"), minimum=0, maximum=100
+            other = where.attempt(
+                check_number, raw["other"], where.key("other"), minimum=0, maximum=100
             )
+            if other is None:
+                raise where.failed()
+        if points is None:
+            raise where.failed()
         return cls(points=points, other=other)
 
     def to_dict(self) -> dict[str, Any]:
@@ -199,6 +198,27 @@ class CategoryScheme:
             keys = texts.to_numpy(dtype=object)[rows]
             _write_notes(notes, rows, keys, "value {!r} not in category map")
         return ScoredValues(points, notes)
+
+
+def _read_category_points(
+    raw: Mapping[Any, Any], where: Where
+) -> tuple[tuple[str, float], ...]:
+    points_where = where.key("points")
+    mapping = expect_mapping(require_key(raw, "points", where), points_where)
+    if not mapping:
+        raise points_where.error(
+            "expected at least one 'value: points' entry; got an empty mapping. "
+            "List the category values and their points."
+        )
+    entries = []
+    for key, value in mapping.items():
+        text = where.attempt(_category_key, key, points_where)
+        points = where.attempt(_points, value, where, key)
+        if text is not None and points is not None:
+            entries.append((text, points))
+    if len(entries) < len(mapping):
+        raise where.failed()
+    return tuple(entries)
 
 
 def _category_key(key: Any, where: Where) -> str:
@@ -230,13 +250,20 @@ class LinearScheme:
     def parse(cls, raw: Any, where: Where) -> LinearScheme:
         """Build the scheme from its YAML mapping, raising ProfileError if invalid."""
         raw = expect_mapping(raw, where)
-        check_keys(raw, where, allowed=("worst", "best"), required=("worst", "best"))
-        worst = read_number(raw, "worst", where)
-        best = read_number(raw, "best", where)
+        check_keys(raw, where, allowed=("worst", "best"))
+        worst = where.attempt(read_number, raw, "worst", where)
+        best = where.attempt(read_number, raw, "best", where)
+        if worst is None or best is None:
+            raise where.failed()
         if worst == best:
             raise where.key("best").error(
                 f"worst and best are both {worst:g}; expected two different values. "
                 "Set best to the value that earns 100 points."
+            )
+        if not math.isfinite(best - worst):
+            raise where.key("best").error(
+                f"worst ({worst:g}) and best ({best:g}) are too far apart: their "
+                "difference overflows a float. Bring them closer together."
             )
         return cls(worst=worst, best=best)
 
@@ -277,17 +304,14 @@ class ThresholdScheme:
     def parse(cls, raw: Any, where: Where) -> ThresholdScheme:
         """Build the scheme from its YAML mapping, raising ProfileError if invalid."""
         raw = expect_mapping(raw, where)
-        check_keys(
-            raw,
-            where,
-            allowed=("direction", "good", "average", "points"),
-            required=("good", "average"),
-        )
-        direction = _read_direction(raw, where)
-        good = read_number(raw, "good", where)
-        average = read_number(raw, "average", where)
+        check_keys(raw, where, allowed=("direction", "good", "average", "points"))
+        direction = where.attempt(_read_direction, raw, where)
+        good = where.attempt(read_number, raw, "good", where)
+        average = where.attempt(read_number, raw, "average", where)
+        levels = where.attempt(_read_levels, raw.get("points", {}), where.key("points"))
+        if direction is None or good is None or average is None or levels is None:
+            raise where.failed()
         _check_threshold_order(good, average, direction, where)
-        levels = _read_levels(raw.get("points", {}), where.key("points"))
         return cls(good, average, direction, *levels)
 
     def to_dict(self) -> dict[str, Any]:
@@ -342,9 +366,15 @@ def _check_threshold_order(
 def _read_levels(raw: Any, where: Where) -> tuple[float, float, float]:
     raw = expect_mapping(raw, where)
     check_keys(raw, where, allowed=("good", "average", "poor"))
-    good = read_number(raw, "good", where, default=100, minimum=0, maximum=100)
-    average = read_number(raw, "average", where, default=60, minimum=0, maximum=100)
-    poor = read_number(raw, "poor", where, default=0, minimum=0, maximum=100)
+    levels = [
+        where.attempt(
+            read_number, raw, key, where, default=default, minimum=0, maximum=100
+        )
+        for key, default in (("good", 100), ("average", 60), ("poor", 0))
+    ]
+    good, average, poor = levels
+    if good is None or average is None or poor is None:
+        raise where.failed()
     if not good >= average >= poor:
         raise where.error(
             f"points good={good:g}, average={average:g}, poor={poor:g} are out of "
@@ -375,13 +405,11 @@ class PercentileScheme:
         """Build the scheme from its YAML mapping, raising ProfileError if invalid."""
         raw = {} if raw is None else expect_mapping(raw, where)
         check_keys(raw, where, allowed=("min_peers", "direction"))
-        min_peers = read_number(raw, "min_peers", where, default=10, minimum=1)
-        if not min_peers.is_integer():
-            raise where.key("min_peers").error(
-                f"expected a whole number of accounts; got {raw['min_peers']!r}. "
-                f"Write a whole number such as {math.ceil(min_peers)}."
-            )
-        return cls(min_peers=int(min_peers), direction=_read_direction(raw, where))
+        min_peers = where.attempt(_read_min_peers, raw, where)
+        direction = where.attempt(_read_direction, raw, where)
+        if min_peers is None or direction is None:
+            raise where.failed()
+        return cls(min_peers=min_peers, direction=direction)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the scheme as plain JSON-ready data."""
@@ -409,6 +437,18 @@ class PercentileScheme:
         template = "too few peers ({}" + f" < {self.min_peers})"
         _write_notes(notes, rows[too_few], counts[too_few].astype(int), template)
         return ScoredValues(points, notes)
+
+
+def _read_min_peers(raw: Mapping[Any, Any], where: Where) -> int:
+    min_peers = read_number(
+        raw, "min_peers", where, default=10, minimum=1, maximum=MAX_MIN_PEERS
+    )
+    if not min_peers.is_integer():
+        raise where.key("min_peers").error(
+            f"expected a whole number of accounts; got {raw['min_peers']!r}. "
+            f"Write a whole number such as {math.ceil(min_peers)}."
+        )
+    return int(min_peers)
 
 
 Scheme = CategoryScheme | LinearScheme | ThresholdScheme | PercentileScheme
