@@ -263,3 +263,19 @@ def test_accounts_unknown_segment_says_no_match(invoke, scored):
 
     assert result.exit_code == 0
     assert "No stored scores match" in result.output
+
+
+def test_explain_prints_brackets_in_ids(invoke, tmp_path, portfolio):
+    accounts = tmp_path / "brackets.csv"
+    accounts.write_text("account_id,contract\n[/red]x,Two year\n")
+    invoke("ingest", "accounts", str(accounts))
+    invoke("ingest", "events", str(portfolio["events"]))
+    invoke("score", "--as-of", "2024-03-31", "--profile", str(portfolio["profile"]))
+
+    listed = invoke("accounts")
+    explained = invoke("explain", "[/red]x")
+
+    assert listed.exit_code == 0, listed.output
+    assert "[/red]x" in listed.output
+    assert explained.exit_code == 0, explained.output
+    assert "[/red]x" in explained.output

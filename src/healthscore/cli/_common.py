@@ -13,6 +13,7 @@ from typing import Annotated, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -153,8 +154,11 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except HealthscoreError as exc:
+            # Escaped, because messages contain brackets that are not markup.
             error_console.print(
-                f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True
+                f"[bold red]error:[/] {escape(str(exc))}",
+                highlight=False,
+                soft_wrap=True,
             )
             raise typer.Exit(_exit_code(exc)) from exc
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from healthscore.cli._common import (
@@ -95,7 +96,7 @@ def ingest(
 def print_ingest_result(result: IngestResult) -> None:
     """Print the counts of one load and the reasons rows were rejected."""
     console.print(
-        f"Loaded {result.entity} from {result.source}: "
+        f"Loaded {result.entity} from {escape(result.source)}: "
         f"{result.rows_read:,} rows read, [green]{result.accepted:,} accepted[/], "
         f"[red]{result.rejected:,} rejected[/], {result.duplicates:,} duplicates, "
         f"{result.updated:,} updated.",
@@ -107,7 +108,7 @@ def print_ingest_result(result: IngestResult) -> None:
     table.add_column("reason")
     table.add_column("rows", justify="right")
     for reason, count in sorted(result.reasons.items(), key=lambda item: -item[1]):
-        table.add_row(reason, f"{count:,}")
+        table.add_row(escape(reason), f"{count:,}")
     console.print(table)
     console.print(
         f"See them with: healthscore quarantine --load {result.load_id}",
@@ -142,6 +143,10 @@ def quarantine(
     for row in first_rows.itertuples():
         raw = json.dumps(json.loads(row.raw), ensure_ascii=False)
         table.add_row(
-            row.entity, Path(row.source).name, str(row.row_number), row.reason, raw
+            row.entity,
+            escape(Path(row.source).name),
+            str(row.row_number),
+            escape(row.reason),
+            escape(raw),
         )
     console.print(table)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import pandas as pd
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from healthscore.cli._common import (
@@ -175,7 +176,7 @@ def print_accounts_table(frame: pd.DataFrame, limit: int) -> None:
     rows: list[dict[Any, Any]] = frame.head(limit).to_dict("records")
     for row in rows:
         cells = [
-            str(row["account_id"]),
+            escape(str(row["account_id"])),
             _text(row["segment"]),
             format_score(row["score"]),
             styled_band(row["band"]),
@@ -189,7 +190,7 @@ def print_accounts_table(frame: pd.DataFrame, limit: int) -> None:
 
 def _text(value: object) -> str:
     """Return a text cell, or "-" for a missing value."""
-    return value if isinstance(value, str) and value else "-"
+    return escape(value) if isinstance(value, str) and value else "-"
 
 
 @handle_errors
@@ -211,7 +212,7 @@ def explain(
         explanation = explain_account(opened, account_id, as_of=date)
     row: dict[Any, Any] = explanation.score.to_dict()
     console.print(
-        f"Account [bold]{account_id}[/] as of {row['as_of']}: score "
+        f"Account [bold]{escape(account_id)}[/] as of {row['as_of']}: score "
         f"[bold]{format_score(row['score'])}[/], band {styled_band(row['band'])}, "
         f"coverage {row['coverage']:.0%}, profile {row['profile_name']} "
         f"({row['profile_hash'][:12]}).",
@@ -222,7 +223,7 @@ def explain(
 
 def _format_value(number: Any, text: Any) -> str:
     if isinstance(text, str):
-        return text
+        return escape(text)
     if number is None or pd.isna(number):
         return "-"
     return f"{number:,.4g}"
@@ -255,14 +256,14 @@ def _measure_table(measures: pd.DataFrame, score: float) -> Table:
         if measure["component"] != previous:
             if previous is not None:
                 table.add_section()
-            table.add_row(f"[bold]{measure['component']}[/]")
+            table.add_row(f"[bold]{escape(measure['component'])}[/]")
             previous = measure["component"]
         table.add_row(
-            f"  {measure['measure']}",
+            f"  {escape(measure['measure'])}",
             _format_value(measure["number_value"], measure["text_value"]),
             format_score(measure["points"]),
             f"{measure['effective_weight']:.1%}",
             f"{contribution + 0.0:.2f}",
-            *([note] if any(notes) else []),
+            *([escape(note)] if any(notes) else []),
         )
     return table
