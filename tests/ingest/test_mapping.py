@@ -115,6 +115,24 @@ def test_load_mapping_invalid_yaml(tmp_path):
             id="format-without-percent",
         ),
         pytest.param(
+            {"columns": {"x": {"source": "a", "formats": ["%Y", "%Q%d"]}}},
+            "columns.x.formats",
+            r"invalid format '%Q%d' \('Q' is a bad directive",
+            id="format-bad-directive",
+        ),
+        pytest.param(
+            {"columns": {"x": {"source": "a", "formats": ["%d/%m/%Y %"]}}},
+            "columns.x.formats",
+            "stray % in format",
+            id="format-stray-percent",
+        ),
+        pytest.param(
+            {"columns": {"x": {"source": "a", "formats": ["%G-%V"]}}},
+            "columns.x.formats",
+            "ISO year directive '%G' must be used with",
+            id="format-iso-week-without-weekday",
+        ),
+        pytest.param(
             {"attributes": "some"}, "attributes", "invalid attributes", id="attributes"
         ),
         pytest.param({"columns": ["a"]}, "columns", "expected a mapping", id="list"),
@@ -155,3 +173,9 @@ def test_parse_mapping_delimiter_words():
 )
 def test_snake_case_names(name, expected):
     assert snake_case(name) == expected
+
+
+def test_parse_mapping_valid_strptime_formats():
+    formats = ["%d/%m/%Y %H:%M", "%Y-%m-%dT%H:%M:%S.%f%z", "%d %b %Y", "100%% %Y"]
+    mapping = parse_mapping({"columns": {"x": {"source": "a", "formats": formats}}})
+    assert mapping.columns["x"].formats == tuple(formats)

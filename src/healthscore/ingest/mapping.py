@@ -34,6 +34,7 @@ equals it, if there is one.
 from __future__ import annotations
 
 import codecs
+import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import pandas as pd
 import yaml
 
 from healthscore.exceptions import MappingError
@@ -66,6 +68,8 @@ KINDS = ("text", "number", "integer", "boolean", "timestamp")
 FORMATS = ("csv", "tsv", "jsonl", "json", "parquet")
 
 EPOCH_FORMATS = ("epoch", "epoch_s", "epoch_ms")
+# A time with every field set, for checking that pandas parses a format it wrote.
+_FORMAT_SAMPLE = dt.datetime(2024, 1, 31, 9, 30, 15, 123456, tzinfo=dt.UTC)
 
 _TOP_KEYS = ("format", "timezone", "csv", "columns", "attributes")
 _CSV_KEYS = ("delimiter", "encoding", "decimal", "quote")
@@ -529,4 +533,40 @@ def _parse_formats(
                 path=path,
                 field=f"{where}.formats",
             )
+        if item not in EPOCH_FORMATS:
+            _check_strptime_format(item, f"{where}.formats", path)
     return tuple(value)
+
+
+def _check_strptime_format(fmt: str, where: str, path: Path | None) -> None:
+    """Raise if ``fmt`` has a directive that strptime or pandas cannot parse.
+
+    ``strptime("", fmt)`` fails with "time data ... does not match" for a usable
+    format and with another message (a bad directive, a stray %) for a broken one.
+    The round trip through pandas catches combinations such as ``%G`` without
+    ``%V`` and a weekday, which only fail on a value.
+    """
+    try:
+        dt.datetime.strptime("", fmt)
+    except ValueError as exc:
+        if not str(exc).startswith("time data"):
+            raise _format_error(fmt, str(exc), where, path) from exc
+
+    sample = _FORMAT_SAMPLE.strftime(fmt)
+    try:
+        pd.to_datetime(pd.Series([sample]), format=fmt, errors="coerce")
+    except ValueError as exc:
+        raise _format_error(fmt, str(exc), where, path) from exc
+
+
+def _format_error(
+    fmt: str, problem: str, where: str, path: Path | None
+) -> MappingError:
+    return MappingError(
+        f"invalid format {fmt!r} ({problem}); expected a strptime format built from "
+        "directives such as %Y, %m, %d, %H, %M, %S, %f and %z, or one of "
+        f"{list(EPOCH_FORMATS)}. Fix or remove the directive, and write a literal "
+        "percent sign as %%.",
+        path=path,
+        field=where,
+    )
