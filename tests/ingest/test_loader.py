@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from healthscore.exceptions import ConfigError, InputDataError, MappingError
-from healthscore.ingest import ingest_file, parse_mapping
+from healthscore.ingest import ingest_file, load_mapping, parse_mapping
 from healthscore.store import TABLES, Store
 
 UTC = dt.UTC
@@ -356,12 +356,17 @@ def test_ingest_semicolon_decimal_comma(store, tmp_path):
     path = write(
         tmp_path,
         "accounts.csv",
-        "account_id;arr;seats\nA1;1.234,50;3\nA2;(12,5);\nA3;1.5;\n",
+        "account_id;arr;balance\nA1;1.234,50;3\nA2;12,5;(12,5)\nA3;1.5;\n",
     )
     mapping = parse_mapping({"csv": {"decimal": ","}})
     result = ingest_file(store, "accounts", path, mapping)
     assert rows(store, "accounts", ["account_id", "arr"]) == [
         ("A1", 1234.5),
+        ("A2", 12.5),
+    ]
+    # An attribute may be negative; (12,5) is an accounting negative.
+    assert rows(store, "account_attributes", ["account_id", "number_value"]) == [
+        ("A1", 3.0),
         ("A2", -12.5),
     ]
     assert result.rejected == 1
@@ -443,8 +448,8 @@ def test_ingest_surveys_validation(store, tmp_path):
         ("A8", "csat", 5.0, "ok"),
     ]
     assert quarantine(store) == [
-        (2, "nps score 11 is out of range; expected 0 to 10"),
-        (3, "csat score 0 is out of range; expected 1 to 5"),
+        (2, "nps score 11 is out of range; expected a whole number from 0 to 10"),
+        (3, "csat score 0 is out of range; expected a whole number from 1 to 5"),
         (4, "survey 'promoter' is not a known survey; expected 'nps' or 'csat'"),
         (5, "column 'account_id' is blank; account_id is required on every row"),
         (
@@ -589,19 +594,19 @@ def test_ingest_events_reload_adds_nothing(store, tmp_path):
         "A2,export,yesterday,3\n",
     )
     first = ingest_file(store, "events", path)
-    events_after_first = rows(store, "events", ["event_key", "account_id", "load_id"])
+    after_first = snapshot(store)
     second = ingest_file(store, "events", path)
 
     # The two identical logins are genuine repeats: both are stored, once.
     assert (first.accepted, first.duplicates, first.rejected) == (3, 0, 1)
     assert (second.accepted, second.duplicates, second.rejected) == (0, 3, 1)
-    assert rows(store, "events", ["event_key", "account_id", "load_id"]) == (
-        events_after_first
-    )
-    assert len({key for key, _, _ in events_after_first}) == 3
-    assert store.table("loads").count().execute() == 2
-    # Each load records its own rejected row.
-    assert quarantine(store) == [(4, quarantine(store)[0][1])] * 2
+    assert len({row[0] for row in after_first["events"]}) == 3
+    # The second load writes nothing: no rows, no quarantine rows, no loads row.
+    assert snapshot(store) == after_first
+    assert len(after_first["loads"]) == 1
+    assert len(after_first["quarantine"]) == 1
+    assert second.load_id == first.load_id
+    assert second.reasons == first.reasons
 
 
 def test_ingest_events_source_id_duplicates(store, tmp_path):
@@ -806,3 +811,290 @@ def test_ingest_loads_row(store, tmp_path):
         hashlib.sha256(b"account_id\nA1\n").hexdigest()
     ]
     assert counts_add_up(result)
+
+
+# Ranges and non-finite numbers
+
+
+INT64_RANGE = "-9223372036854775808 to 9223372036854775807 (the int64 range)"
+
+
+def test_ingest_seats_beyond_int64(store, tmp_path):
+    path = write(
+        tmp_path,
+        "accounts.csv",
+        "account_id,seats\n"
+        "A1,99999999999999999999\n"
+        "A2,9223372036854775808\n"
+        "A3,9223372036854775807\n"
+        "A4,1e19\n"
+        "A5,9007199254740993\n",
+    )
+    result = ingest_file(store, "accounts", path)
+
+    assert result.reasons == {"out_of_range": 3}
+    # Integer literals are read exactly, also beyond 2**53.
+    assert rows(store, "accounts", ["account_id", "seats"]) == [
+        ("A3", 9223372036854775807),
+        ("A5", 9007199254740993),
+    ]
+    assert quarantine(store) == [
+        (
+            1,
+            "column 'seats': '99999999999999999999' is out of range; expected a "
+            f"whole number from {INT64_RANGE}",
+        ),
+        (
+            2,
+            "column 'seats': '9223372036854775808' is out of range; expected a "
+            f"whole number from {INT64_RANGE}",
+        ),
+        (
+            4,
+            f"column 'seats': '1e19' is out of range; expected a whole number from "
+            f"{INT64_RANGE}",
+        ),
+    ]
+
+
+def test_ingest_negative_arr_and_seats(store, tmp_path):
+    path = write(
+        tmp_path,
+        "accounts.csv",
+        "account_id,Fee,seats\nA1,(10),3\nA2,0,-1\nA3,5,0\nA4,-0.5,-2\n",
+    )
+    mapping = parse_mapping({"columns": {"arr": {"source": "Fee", "multiply": 12}}})
+    result = ingest_file(store, "accounts", path, mapping)
+
+    assert result.reasons == {"out_of_range": 3}
+    assert rows(store, "accounts", ["account_id", "arr", "seats"]) == [("A3", 60.0, 0)]
+    assert quarantine(store) == [
+        (1, "column 'Fee' (mapped to arr): '(10)' is out of range; expected 0 or more"),
+        (2, "column 'seats': '-1' is out of range; expected 0 or more"),
+        (
+            4,
+            "column 'Fee' (mapped to arr): '-0.5' is out of range; expected 0 or "
+            "more; column 'seats': '-2' is out of range; expected 0 or more",
+        ),
+    ]
+
+
+def test_ingest_survey_scores_whole_numbers(store, tmp_path):
+    path = write(
+        tmp_path,
+        "surveys.csv",
+        "account_id,survey,score,responded_at\n"
+        "A1,nps,7.5,2024-02-01\n"
+        "A2,nps,10.5,2024-02-01\n"
+        "A3,csat,4.5,2024-02-01\n"
+        "A4,csat,5.0,2024-02-01\n"
+        "A5,nps,0,2024-02-01\n"
+        "A6,nps,-0.5,2024-02-01\n",
+    )
+    result = ingest_file(store, "surveys", path)
+
+    assert result.reasons == {"invalid_value": 2, "out_of_range": 2}
+    assert rows(store, "survey_responses", ["account_id", "score"]) == [
+        ("A4", 5.0),
+        ("A5", 0.0),
+    ]
+    assert quarantine(store) == [
+        (1, "nps score 7.5 is not valid; expected a whole number from 0 to 10"),
+        (2, "nps score 10.5 is out of range; expected a whole number from 0 to 10"),
+        (3, "csat score 4.5 is not valid; expected a whole number from 1 to 5"),
+        (6, "nps score -0.5 is out of range; expected a whole number from 0 to 10"),
+    ]
+
+
+FINITE = (
+    "a finite number; infinity and values beyond the float64 range (about 1.8e308) "
+    "are not allowed"
+)
+
+
+def test_ingest_non_finite_numbers_csv(store, tmp_path):
+    path = write(
+        tmp_path,
+        "accounts.csv",
+        "account_id,arr,usage\nA1,1e400,1\nA2,5,-1e400\nA3,inf,2\nA4,1e308,nan\n",
+    )
+    mapping = parse_mapping({"columns": {"arr": {"source": "arr", "multiply": 12}}})
+    result = ingest_file(store, "accounts", path, mapping)
+
+    assert result.reasons == {"invalid_value": 4}
+    assert result.accepted == 0
+    # usage is an inferred attribute: its non-finite value makes it no text column.
+    assert quarantine(store) == [
+        (1, f"column 'arr': '1e400' is not valid; expected {FINITE}"),
+        (2, f"column 'usage': '-1e400' is not valid; expected {FINITE}"),
+        (3, f"column 'arr': 'inf' is not valid; expected {FINITE}"),
+        # 1e308 is finite, but twelve times it is not.
+        (4, f"column 'arr': '1e308' is not valid; expected {FINITE}"),
+    ]
+
+
+def test_ingest_json_lines_non_scalar_values(store, tmp_path):
+    lines = [
+        '{"account_id": 12, "event_name": "login", "occurred_at": "2024-01-01"}',
+        '{"account_id": "A2", "event_name": ["a"], "occurred_at": "2024-01-01"}',
+        '{"account_id": "A3", "event_name": {"k": 1}, "occurred_at": "2024-01-01"}',
+        '{"account_id": "A4", "event_name": "x", "occurred_at": "2024-01-01", '
+        '"value": 1e400}',
+        '{"account_id": "A5", "event_name": "x", "occurred_at": "2024-01-01", '
+        '"value": NaN}',
+        '{"account_id": "A6", "event_name": "x", "occurred_at": "2024-01-01", '
+        '"value": -Infinity}',
+        '{"account_id": "A7", "event_name": "x", "occurred_at": "2024-01-01", '
+        '"value": 2.5, "props": {"k": [NaN]}}',
+        '{"account_id": NaN, "event_name": "x", "occurred_at": "2024-01-01"}',
+    ]
+    path = write(tmp_path, "events.jsonl", "\n".join(lines) + "\n")
+    result = ingest_file(store, "events", path)
+
+    assert result.reasons == {"invalid_value": 6}
+    # A JSON number as account_id is its text; an unused nested key is ignored.
+    assert rows(store, "events", ["account_id", "event_name", "value"]) == [
+        ("12", "login", None),
+        ("A7", "x", 2.5),
+    ]
+    not_json_number = (
+        "a finite number, or null for a missing value; NaN and Infinity are not "
+        "JSON numbers"
+    )
+    assert quarantine(store) == [
+        (
+            2,
+            "column 'event_name': '[\"a\"]' is not valid; expected a single value, "
+            "not a JSON array",
+        ),
+        (
+            3,
+            "column 'event_name': '{\"k\": 1}' is not valid; expected a single "
+            "value, not a JSON object",
+        ),
+        (4, f"column 'value': '1e400' is not valid; expected {FINITE}"),
+        (5, f"column 'value': 'NaN' is not valid; expected {not_json_number}"),
+        (6, f"column 'value': '-Infinity' is not valid; expected {not_json_number}"),
+        (8, f"column 'account_id': 'NaN' is not valid; expected {not_json_number}"),
+    ]
+
+
+def test_ingest_parquet_nested_value_rejected(store, tmp_path):
+    table = pa.table(
+        {
+            "account_id": ["A1", "A2"],
+            "event_name": ["login", "export"],
+            "occurred_at": ["2024-01-01", "2024-01-02"],
+            "feature": pa.array([None, ["a", "b"]], pa.list_(pa.string())),
+        }
+    )
+    path = tmp_path / "events.parquet"
+    pq.write_table(table, path)
+    result = ingest_file(store, "events", path)
+
+    assert result.reasons == {"invalid_value": 1}
+    assert rows(store, "events", ["account_id"]) == [("A1",)]
+    assert quarantine(store) == [
+        (
+            2,
+            "column 'feature': '[\"a\", \"b\"]' is not valid; expected a single "
+            "value, not a nested Parquet value of type list<element: string>",
+        )
+    ]
+
+
+# Repeated loads and unknown accounts
+
+
+def test_ingest_same_accounts_file_twice(store, tmp_path):
+    path = write(tmp_path, "a.csv", "account_id,seats\nA1,3\nA2,many\nA1,3\n")
+    first = ingest_file(store, "accounts", path)
+    after_first = snapshot(store)
+    calls = []
+    second = ingest_file(store, "accounts", path, progress=lambda d, t: calls.append(d))
+
+    assert snapshot(store) == after_first
+    assert second.load_id == first.load_id
+    assert (first.accepted, first.rejected, first.duplicates) == (1, 1, 1)
+    assert (second.accepted, second.rejected, second.duplicates) == (0, 1, 2)
+    assert second.rows_read == first.rows_read
+    assert calls == [3, 3]
+
+
+def test_ingest_reload_with_new_outcome_is_new_load(store, tmp_path):
+    path = write(tmp_path, "a.csv", "account_id,signup\nA1,2024-01-31\nA2,31/01/2024\n")
+    first_mapping = parse_mapping({"columns": {"created_at": "signup"}})
+    first = ingest_file(store, "accounts", path, first_mapping)
+    # The fixed mapping accepts the day/month date that the first load rejected.
+    mapping = parse_mapping(
+        {"columns": {"created_at": {"source": "signup", "formats": ["%d/%m/%Y"]}}}
+    )
+    second = ingest_file(store, "accounts", path, mapping)
+
+    assert (first.accepted, first.rejected) == (1, 1)
+    assert (second.accepted, second.rejected) == (1, 0)
+    assert second.load_id != first.load_id
+    loads = rows(store, "loads", ["load_id", "accepted", "rejected"])
+    assert sorted(loads) == sorted([(first.load_id, 1, 1), (second.load_id, 1, 0)])
+    assert len(quarantine(store)) == 1
+
+
+def test_ingest_reload_restores_changed_account(store, tmp_path):
+    first_path = write(tmp_path, "a1.csv", "account_id,name\nA1,Acme\n")
+    second_path = write(tmp_path, "a2.csv", "account_id,name\nA1,Acme Ltd\n")
+    first = ingest_file(store, "accounts", first_path)
+    ingest_file(store, "accounts", second_path)
+    again = ingest_file(store, "accounts", first_path)
+
+    # The store changed since the first load, so loading it again writes A1 again.
+    assert (again.accepted, again.updated) == (1, 1)
+    assert again.load_id != first.load_id
+    assert rows(store, "accounts", ["account_id", "name"]) == [("A1", "Acme")]
+    assert store.table("loads").count().execute() == 3
+
+
+def test_ingest_unknown_accounts_counted(store, tmp_path, caplog):
+    accounts = write(tmp_path, "a.csv", "account_id\nA1\n")
+    events = write(
+        tmp_path,
+        "events.csv",
+        "account_id,event_name,occurred_at\n"
+        "A1,login,2024-01-01\n"
+        "A2,login,2024-01-01\n"
+        "A2,export,2024-01-01\n"
+        "A3,login,2024-01-01\n"
+        "A3,login,bad\n",
+    )
+    account_result = ingest_file(store, "accounts", accounts)
+    with caplog.at_level(logging.WARNING, logger="healthscore.ingest"):
+        result = ingest_file(store, "events", events)
+
+    assert account_result.unknown_accounts == 0
+    assert (result.accepted, result.unknown_accounts) == (4, 3)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"load {result.load_id}: 3 of 4 accepted events rows name an account_id "
+        "that is not in the accounts table; load the accounts file too, or check "
+        "the ids"
+    ]
+
+
+def test_ingest_unknown_accounts_zero_when_known(store, tmp_path, caplog):
+    ingest_file(store, "accounts", write(tmp_path, "a.csv", "account_id\nA1\nA2\n"))
+    users = write(tmp_path, "u.csv", "user_id,account_id\nU1,A1\nU2,A2\n")
+    with caplog.at_level(logging.WARNING, logger="healthscore.ingest"):
+        result = ingest_file(store, "users", users)
+    assert result.unknown_accounts == 0
+    assert [r for r in caplog.records if r.levelno == logging.WARNING] == []
+
+
+def test_ingest_mapping_bad_format_directive(tmp_path):
+    mapping_path = write(
+        tmp_path,
+        "mapping.yaml",
+        "columns:\n  created_at: {source: signup, formats: ['%Q%d']}\n",
+    )
+    with pytest.raises(MappingError, match="'Q' is a bad directive") as info:
+        load_mapping(mapping_path)
+    assert info.value.field == "columns.created_at.formats"
+    assert "invalid format '%Q%d'" in str(info.value)

@@ -1,10 +1,16 @@
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 
+from healthscore.ingest import parsing
 from healthscore.ingest.parsing import (
     BOOLEAN_EXPECTED,
+    FINITE_EXPECTED,
+    INT64_EXPECTED,
+    NULL_MARKERS,
     NUMBER_EXPECTED,
     TIMESTAMP_EXPECTED,
     clean_text,
@@ -208,3 +214,69 @@ def test_parse_timestamps_daylight_saving_gap():
 )
 def test_infer_kind_cases(values, kind):
     assert infer_kind(text(*values)) == kind
+
+
+def test_null_markers_documented_exactly():
+    doc = parsing.__doc__ or ""
+    bullet = doc[doc.index("- Missing:") : doc.index("- Numbers:")]
+    documented = {marker.lower() for marker in re.findall(r"``([^`]+)``", bullet)}
+    assert documented == NULL_MARKERS - {""}
+
+
+@pytest.mark.parametrize("marker", ["NaN", "NAN", "nan", " None ", "#n/a", "Null"])
+def test_clean_text_null_markers_any_case(marker):
+    assert text(marker).isna().all()
+
+
+@pytest.mark.parametrize(
+    "raw", ["1e400", "-1e400", "inf", "-inf", "+Infinity", "INF", "(1e400)"]
+)
+def test_parse_numbers_rejects_non_finite(raw):
+    parsed = parse_numbers(text(raw))
+    assert parsed.values.isna().all()
+    assert parsed.errors.tolist() == [FINITE_EXPECTED]
+
+
+def test_parse_numbers_multiply_overflow():
+    parsed = parse_numbers(text("1e308", "2"), multiply=12)
+    assert parsed.values.isna().tolist() == [True, False]
+    assert parsed.errors.to_dict() == {0: FINITE_EXPECTED}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param("9223372036854775807", 2**63 - 1, id="int64-max"),
+        pytest.param("-9223372036854775808", -(2**63), id="int64-min"),
+        pytest.param("(9,223,372,036,854,775,808)", -(2**63), id="accounting-min"),
+        pytest.param("9007199254740993", 2**53 + 1, id="beyond-float-precision"),
+        pytest.param("9.2e18", 9_200_000_000_000_000_000, id="exponent"),
+    ],
+)
+def test_parse_integers_int64_limits(raw, expected):
+    parsed = parse_integers(text(raw))
+    assert parsed.values.tolist() == [expected]
+    assert parsed.errors.empty
+    assert parsed.out_of_range.empty
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["9223372036854775808", "-9223372036854775809", "99999999999999999999", "1e19"],
+)
+def test_parse_integers_out_of_range(raw):
+    parsed = parse_integers(text(raw))
+    assert parsed.values.isna().all()
+    assert parsed.errors.empty
+    assert parsed.out_of_range.tolist() == [INT64_EXPECTED]
+
+
+def test_parse_integers_multiply_out_of_range():
+    parsed = parse_integers(text("4611686018427387904", "3"), multiply=2)
+    assert parsed.values.tolist() == [pd.NA, 6]
+    assert parsed.out_of_range.to_dict() == {0: INT64_EXPECTED}
+
+
+def test_infer_kind_non_finite_is_number():
+    assert infer_kind(text("1", "1e400")) == "number"
+    assert infer_kind(text("2", "-inf")) == "number"

@@ -13,13 +13,24 @@ stored is a duplicate when unchanged and is replaced when changed (an account's
 attributes are replaced with it).
 
 All writes of a load (rows, attributes, quarantine rows and the ``loads`` row) happen in
-one transaction, so an error leaves the store as it was. Each load writes its own
-quarantine rows, so loading a file with bad rows twice quarantines them twice, under
-two load ids.
+one transaction, so an error leaves the store as it was.
+
+Repeated loads: loading the same file twice adds nothing. A load is a repeat when it
+writes no rows (``accepted`` is 0) and an earlier load of the same entity, from a file
+with the same SHA-256, quarantined exactly the same rows with the same reasons. A
+repeat writes nothing at all, neither quarantine rows nor a ``loads`` row. Its result
+has the counts of this attempt and the ``load_id`` of the earliest such load, whose
+quarantine rows are the rejects. A load that writes rows, or rejects other rows (say
+after a mapping change), is a new load and quarantines all of its rejects.
+
+Unknown accounts: for users, events, surveys and tickets, ``unknown_accounts`` counts
+the rows written by the load whose ``account_id`` is not in the accounts table after
+the load. Such rows are kept, and a warning names the load.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import itertools
@@ -81,6 +92,9 @@ class IngestResult:
     ``rows_read`` equals ``accepted + rejected + duplicates``. ``accepted`` counts
     the rows written, of which ``updated`` replaced a stored account or user.
     ``reasons`` maps each rejection category to its number of rows.
+    ``unknown_accounts`` counts the accepted rows of users, events, surveys or
+    tickets whose account is not in the accounts table. For a repeated load (see
+    the module documentation) ``load_id`` is the earlier load's.
     """
 
     load_id: str
@@ -92,6 +106,7 @@ class IngestResult:
     duplicates: int
     updated: int
     reasons: dict[str, int]
+    unknown_accounts: int = 0
 
 
 @dataclass
@@ -133,7 +148,8 @@ def ingest_file(
     Returns
     -------
     IngestResult
-        The counts of the load and the rejection reasons.
+        The counts of the load and the rejection reasons. Loading a file again with
+        the same outcome writes nothing and returns the earlier load's id.
 
     Raises
     ------
@@ -184,15 +200,105 @@ def ingest_file(
             updated=len(changed),
             reasons=dict(Counter(row.category for row in rejected)),
         )
-        _write_load(store, entity, batch, new, changed, rejected, result, raw, progress)
+        earlier = None
+        if result.accepted == 0:
+            earlier = _earlier_same_load(store, entity, raw.sha256, rejected)
+        if earlier is not None:
+            _report_no_writes(progress, result.rows_read)
+            result = dataclasses.replace(result, load_id=earlier)
+        else:
+            written = _write_load(
+                store, entity, batch, new, changed, rejected, result, raw, progress
+            )
+            unknown = _count_unknown_accounts(store, entity, written)
+            result = dataclasses.replace(result, unknown_accounts=unknown)
 
+    _log_result(result, repeated=earlier is not None)
+    return result
+
+
+def _log_result(result: IngestResult, repeated: bool) -> None:
+    if repeated:
+        logger.info(
+            "nothing new in %s from %s: load %s already stored this file with the "
+            "same outcome (%d rows read, %d rejected, %d duplicates)",
+            result.entity, result.source, result.load_id, result.rows_read,
+            result.rejected, result.duplicates,
+        )  # fmt: skip
+        return
     logger.info(
         "loaded %s from %s: %d rows read, %d accepted (%d updated), %d rejected, "
         "%d duplicates, load %s",
-        entity, source, result.rows_read, result.accepted, result.updated,
-        result.rejected, result.duplicates, load_id,
+        result.entity, result.source, result.rows_read, result.accepted,
+        result.updated, result.rejected, result.duplicates, result.load_id,
     )  # fmt: skip
-    return result
+    if result.unknown_accounts:
+        logger.warning(
+            "load %s: %d of %d accepted %s rows name an account_id that is not in "
+            "the accounts table; load the accounts file too, or check the ids",
+            result.load_id, result.unknown_accounts, result.accepted, result.entity,
+        )  # fmt: skip
+
+
+def _earlier_same_load(
+    store: Store, entity: str, sha256: str, rejected: list[RejectedRow]
+) -> str | None:
+    """Return the earliest load of the same file that quarantined the same rows."""
+    loads = store.table("loads")
+    candidates = (
+        loads.filter(
+            (loads.entity == entity)
+            & (loads.source_sha256 == sha256)
+            & (loads.rejected == len(rejected))
+        )
+        .order_by(["loaded_at", "load_id"])
+        .select("load_id")
+        .to_pyarrow()
+        .column("load_id")
+        .to_pylist()
+    )
+    if not candidates:
+        return None
+
+    quarantine = store.table("quarantine")
+    stored = (
+        quarantine.filter(quarantine.load_id.isin(candidates))
+        .select("load_id", "row_number", "reason", "raw")
+        .to_pyarrow()
+        .to_pylist()
+    )
+    by_load: dict[str, Counter[tuple[int, str, str]]] = {
+        load_id: Counter() for load_id in candidates
+    }
+    for row in stored:
+        by_load[row["load_id"]][(row["row_number"], row["reason"], row["raw"])] += 1
+    current = Counter((row.row_number, row.reason, row.raw) for row in rejected)
+    return next(
+        (load_id for load_id in candidates if by_load[load_id] == current), None
+    )
+
+
+def _report_no_writes(progress: ProgressCallback | None, total: int) -> None:
+    """Call ``progress`` as a load without rows would: before and at the end."""
+    if progress is not None:
+        progress(total, total)
+        progress(total, total)
+
+
+def _count_unknown_accounts(store: Store, entity: str, written: pa.Table) -> int:
+    """Count the written rows whose account_id is not in the accounts table."""
+    if entity == "accounts" or written.num_rows == 0:
+        return 0
+    ids = pc.unique(written.column("account_id"))
+    requested = ibis.memtable(pa.table({"requested_id": ids}))
+    accounts = store.table("accounts")
+    unknown = requested.anti_join(
+        accounts, requested.requested_id == accounts.account_id
+    ).to_pyarrow()
+    if unknown.num_rows == 0:
+        return 0
+    is_unknown = pc.is_in(written.column("account_id"), unknown.column("requested_id"))
+    return int(pc.sum(is_unknown).as_py() or 0)
 
 
 def _row_text(table: pa.Table, names: list[str]) -> pd.Series:
@@ -423,7 +529,8 @@ def _write_load(
     result: IngestResult,
     raw: RawTable,
     progress: ProgressCallback | None,
-) -> None:
+) -> pa.Table:
+    """Write the rows, attributes, quarantine rows and loads row; return the rows."""
     total = result.rows_read
     done = result.rejected + result.duplicates
     report = progress or (lambda done, total: None)
@@ -453,6 +560,7 @@ def _write_load(
     store.insert("quarantine", _quarantine_table(rejected, result))
     store.insert("loads", _loads_table(result, raw))
     report(total, total)
+    return rows
 
 
 def _quarantine_table(rejected: list[RejectedRow], result: IngestResult) -> pa.Table:

@@ -7,14 +7,18 @@ methods, which run on Arrow compute kernels.
 
 Rules:
 
-- Missing: blank or whitespace-only values and the markers in :data:`NULL_MARKERS`
-  (any case) are missing, in every column.
+- Missing: after trimming, a value is missing in every column when it is blank or,
+  in any case, one of ``NA``, ``N/A``, ``#N/A``, ``null``, ``None``, ``NaN`` and ``-``
+  (:data:`NULL_MARKERS`).
 - Numbers: spaces and apostrophes between digits are dropped. With ``decimal="."`` a
   comma may only group thousands (``1,234.5``). With ``decimal=","`` a dot may only
   group thousands (``1.234,5``). A leading currency sign ($ € £ ¥) is dropped, and so
   is a trailing ``%``: ``12%`` reads as 12, not 0.12 (use ``multiply: 0.01`` for a
   fraction). ``(1,234)`` is -1234, as accounting exports write negatives. ``1,5`` with
-  ``decimal="."`` is rejected, not read as 15.
+  ``decimal="."`` is rejected, not read as 15. Non-finite numbers are rejected:
+  ``inf``, ``-Infinity`` and values beyond the float64 range such as ``1e400``.
+- Integers: whole numbers from -2**63 to 2**63 - 1 (the int64 range). A value outside
+  it is out of range, not invalid. Integer literals are read exactly, also beyond 2**53.
 - Booleans: yes/no, y/n, true/false, t/f, 1/0 and on/off, any case.
 - Timestamps: ISO 8601 with or without an offset or ``Z``, ``YYYY-MM-DD`` and
   ``YYYYMMDD``. Other layouts need ``formats`` in the mapping; day/month dates such as
@@ -24,7 +28,7 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -55,6 +59,21 @@ _OFFSET_AT_END = r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|z|[+-]\d{2}(?::?\d{
 _DAY_MONTH_DATE = r"\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}(?:\D.*)?"
 
 NUMBER_EXPECTED = "a number such as 1234.5, 1,234.5 or (12)"
+FINITE_EXPECTED = (
+    "a finite number; infinity and values beyond the float64 range "
+    "(about 1.8e308) are not allowed"
+)
+INTEGER_EXPECTED = "a whole number such as 12"
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+INT64_EXPECTED = f"a whole number from {INT64_MIN} to {INT64_MAX} (the int64 range)"
+# Words that name infinity; they are rejected as non-finite, not as malformed.
+_INFINITY_WORDS = frozenset(
+    sign + word for sign in ("", "+", "-") for word in ("inf", "infinity")
+)
+# Above this magnitude a float64 cannot hold every integer, so integer literals are
+# converted from their text.
+_EXACT_FLOAT_LIMIT = 2.0**53
 BOOLEAN_EXPECTED = "yes/no, true/false, y/n, t/f, 1/0 or on/off"
 TIMESTAMP_EXPECTED = (
     "an ISO 8601 time such as 2024-01-31, 20240131 or 2024-01-31T09:30Z"
@@ -67,11 +86,15 @@ class Parsed:
     """Typed values and the problems found while parsing them.
 
     ``errors`` is indexed by the rows whose value did not parse and contains what was
-    expected instead. Those rows are missing in ``values``.
+    expected instead. ``out_of_range`` is the same for values that parsed but lie
+    outside the type's range. Both kinds of rows are missing in ``values``.
     """
 
     values: pd.Series
     errors: pd.Series
+    out_of_range: pd.Series = field(
+        default_factory=lambda: pd.Series([], dtype="object")
+    )
 
 
 def clean_text(raw: pd.Series) -> pd.Series:
@@ -135,7 +158,8 @@ def parse_numbers(
     Returns
     -------
     Parsed
-        ``float64`` values.
+        ``float64`` values. A value that is not a number, or that is not finite
+        (also after ``multiply``), is an error.
 
     Examples
     --------
@@ -149,14 +173,16 @@ def parse_numbers(
     if multiply is not None:
         parsed = parsed * multiply
 
+    infinite = np.isinf(parsed.to_numpy()) | present.str.lower().isin(_INFINITY_WORDS)
+    parsed = parsed.mask(infinite)
     values = pd.Series(np.nan, index=text.index, dtype="float64")
     values.loc[present.index] = parsed
-    failed = present.index[parsed.isna().to_numpy()]
     expected = NUMBER_EXPECTED
     if decimal == ",":
         expected = "a number with decimal comma such as 1234,5 or 1.234,5"
-    errors = pd.Series(expected, index=failed, dtype="object")
-    return Parsed(values, errors)
+    errors = pd.Series(expected, index=present.index[parsed.isna().to_numpy()])
+    errors[present.index[infinite]] = FINITE_EXPECTED
+    return Parsed(values, errors.astype("object"))
 
 
 def parse_integers(
@@ -167,18 +193,46 @@ def parse_integers(
     Returns
     -------
     Parsed
-        ``Int64`` values. A number with a fraction is an error.
+        ``Int64`` values. A number with a fraction is an error, and a whole number
+        outside the int64 range is out of range.
     """
     numbers = parse_numbers(text, decimal, multiply)
-    fraction = numbers.values.notna() & (numbers.values % 1 != 0)
+    floats = numbers.values
+    fraction = floats.notna() & (floats % 1 != 0)
     errors = pd.concat(
         [
-            numbers.errors.replace(NUMBER_EXPECTED, "a whole number such as 12"),
-            pd.Series("a whole number such as 12", index=text.index[fraction]),
+            numbers.errors.replace(NUMBER_EXPECTED, INTEGER_EXPECTED),
+            pd.Series(INTEGER_EXPECTED, index=text.index[fraction]),
         ]
     )
-    values = numbers.values.mask(fraction).round().astype("Int64")
-    return Parsed(values, errors.astype("object"))
+
+    exact = pd.Series(dtype="object")
+    if multiply is None:
+        exact = _exact_integers(text[floats.abs() >= _EXACT_FLOAT_LIMIT], decimal)
+    outside = (floats < INT64_MIN) | (floats >= 2.0**63)
+    outside[exact.index] = (exact < INT64_MIN) | (exact > INT64_MAX)
+    out_of_range = pd.Series(INT64_EXPECTED, index=text.index[outside.to_numpy()])
+
+    from_text = floats.index.isin(exact.index)
+    values = floats.mask(fraction | outside | from_text).round().astype("Int64")
+    in_range = exact.index.difference(out_of_range.index)
+    values[in_range] = exact[in_range]
+    return Parsed(values, errors.astype("object"), out_of_range.astype("object"))
+
+
+def _exact_integers(text: pd.Series, decimal: str) -> pd.Series:
+    """Return the Python ``int`` of each value written as an integer literal.
+
+    Values with a fraction or an exponent are left out; their float is exact enough.
+    """
+    normal, negative = _normalise_number_text(text, decimal)
+    literal = normal.str.fullmatch(r"[+-]?\d+").fillna(False)
+    signs = np.where(negative[literal].to_numpy(dtype=bool), -1, 1)
+    numbers = [
+        sign * int(value)
+        for sign, value in zip(signs.tolist(), normal[literal].tolist(), strict=True)
+    ]
+    return pd.Series(numbers, index=normal.index[literal.to_numpy()], dtype="object")
 
 
 def parse_booleans(text: pd.Series) -> Parsed:
@@ -335,9 +389,10 @@ def infer_kind(text: pd.Series, decimal: str = ".") -> str:
     Returns
     -------
     str
-        ``"number"`` when every present value parses as a number, else ``"boolean"``
-        when every one is a yes/no word, else ``"text"``. A column with no values is
-        text.
+        ``"number"`` when every present value is written as a number, else
+        ``"boolean"`` when every one is a yes/no word, else ``"text"``. A column with
+        no values is text. Non-finite numbers such as ``1e400`` or ``inf`` count as
+        numbers here, so that parsing the column as numbers rejects them.
 
     Examples
     --------
@@ -347,7 +402,8 @@ def infer_kind(text: pd.Series, decimal: str = ".") -> str:
     present = text.dropna()
     if present.empty:
         return "text"
-    if parse_numbers(present, decimal).errors.empty:
+    errors = parse_numbers(present, decimal).errors
+    if (errors == FINITE_EXPECTED).all():
         return "number"
     if parse_booleans(present).errors.empty:
         return "boolean"

@@ -2,7 +2,9 @@
 
 Every reader returns a :class:`RawTable`: one ``str`` column per source column holding
 the values as read, the row number of each row, and the rows that could not be split
-into fields at all, ready for the quarantine table.
+into fields at all, ready for the quarantine table. A reader also reports cells that
+no column type can accept (see ``RawTable.cell_errors``); the validation rejects a row
+for such a cell only when a target or attribute uses its column.
 
 Row numbers count from 1. In a delimited file the header is row 0 and a row's number is
 the line it starts on minus the header's line, so blank lines and values that span lines
@@ -14,6 +16,13 @@ lines and then has the wrong number of fields is taken to start with an unbalanc
 quote: its first line is rejected and reading restarts on the next line, so one stray
 quote cannot swallow the rest of the file. Bytes that are invalid in the declared
 encoding reject the rows that contain them.
+
+JSON values become text: strings as they are, ``true``/``false``, and numbers as
+Python writes them (``12``, ``2.5``). A number beyond the float64 range such as
+``1e400`` keeps its literal text, so a number column rejects it as not finite. An
+array or object, and the ``NaN``, ``Infinity`` and ``-Infinity`` literals that
+Python's :mod:`json` accepts but JSON does not allow, are invalid cells. In Parquet,
+list, struct and map values are invalid cells.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import io
 import itertools
 import json
 import logging
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -81,7 +91,9 @@ class RawTable:
 
     ``frame`` has one ``str`` column per source column, NA where a row has no value,
     and is aligned with ``row_numbers``. ``rows_read`` counts the rows in ``frame``
-    plus the rows in ``rejected``.
+    plus the rows in ``rejected``. ``cell_errors`` maps a source column to a Series,
+    indexed by position in ``frame``, of what was expected in place of each cell
+    that is not a single value.
     """
 
     columns: list[str]
@@ -90,6 +102,7 @@ class RawTable:
     rejected: list[RejectedRow] = field(default_factory=list)
     sha256: str = ""
     decimal: str = "."
+    cell_errors: dict[str, pd.Series] = field(default_factory=dict)
 
     @property
     def rows_read(self) -> int:
@@ -487,6 +500,53 @@ def _table_from_records(
 
 # JSON
 
+_JSON_ARRAY_EXPECTED = "a single value, not a JSON array"
+_JSON_OBJECT_EXPECTED = "a single value, not a JSON object"
+_JSON_CONSTANT_EXPECTED = (
+    "a finite number, or null for a missing value; NaN and Infinity are not JSON "
+    "numbers"
+)
+
+
+class _JsonConstant(str):
+    """The text of a ``NaN``, ``Infinity`` or ``-Infinity`` literal in JSON input."""
+
+
+def _json_float(literal: str) -> float | str:
+    """Return the float of a JSON number, or its literal when it overflows float64."""
+    number = float(literal)
+    return number if math.isfinite(number) else literal
+
+
+def _json_loads(text: str) -> Any:
+    return json.loads(text, parse_constant=_JsonConstant, parse_float=_json_float)
+
+
+def _json_cell_error(value: Any) -> str | None:
+    """Return what was expected in place of a value that is not a single value."""
+    if isinstance(value, list):
+        return _JSON_ARRAY_EXPECTED
+    if isinstance(value, dict):
+        return _JSON_OBJECT_EXPECTED
+    if isinstance(value, _JsonConstant):
+        return _JSON_CONSTANT_EXPECTED
+    return None
+
+
+def _json_cell_errors(
+    objects: list[tuple[int, dict[str, Any]]],
+) -> dict[str, pd.Series]:
+    found: dict[str, dict[int, str]] = {}
+    for position, (_, obj) in enumerate(objects):
+        for name, value in obj.items():
+            expected = _json_cell_error(value)
+            if expected is not None:
+                found.setdefault(name, {})[position] = expected
+    return {
+        name: pd.Series(list(errors.values()), index=list(errors), dtype="object")
+        for name, errors in found.items()
+    }
+
 
 def _json_text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
@@ -521,14 +581,16 @@ def _read_json(data: bytes, path: Path, array: bool) -> RawTable:
     frame = pd.DataFrame(
         {name: pd.Series(by_column[i], dtype="str") for i, name in enumerate(names)}
     )
-    return RawTable(names, frame, np.asarray(numbers, dtype="int64"), rejected)
+    table = RawTable(names, frame, np.asarray(numbers, dtype="int64"), rejected)
+    table.cell_errors = _json_cell_errors(objects)
+    return table
 
 
 def _parse_json_array(
     text: str, path: Path
 ) -> tuple[list[tuple[int, dict[str, Any]]], list[RejectedRow]]:
     try:
-        items = json.loads(text)
+        items = _json_loads(text)
     except json.JSONDecodeError as exc:
         raise InputDataError(
             f"the file is not valid JSON ({exc.msg} at line {exc.lineno}, column "
@@ -560,7 +622,7 @@ def _parse_json_lines(
             continue
         line = line.rstrip("\r\n")
         try:
-            item = json.loads(line)
+            item = _json_loads(line)
         except json.JSONDecodeError as exc:
             rejected.append(
                 RejectedRow(
@@ -608,7 +670,22 @@ def _read_parquet(data: bytes, path: Path) -> RawTable:
         }
     )
     numbers = np.arange(1, table.num_rows + 1, dtype="int64")
-    return RawTable(names, frame, numbers)
+    raw = RawTable(names, frame, numbers)
+    raw.cell_errors = _parquet_cell_errors(table, names)
+    return raw
+
+
+def _parquet_cell_errors(table: pa.Table, names: list[str]) -> dict[str, pd.Series]:
+    """Return the non-null list, struct and map values of each nested column."""
+    errors = {}
+    for position, name in enumerate(names):
+        column = table.column(position)
+        if not pa.types.is_nested(column.type):
+            continue
+        present = np.flatnonzero(column.is_valid().to_numpy(zero_copy_only=False))
+        expected = f"a single value, not a nested Parquet value of type {column.type}"
+        errors[name] = pd.Series(expected, index=present, dtype="object")
+    return errors
 
 
 def _parquet_text(column: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -8,9 +8,15 @@ their reasons.
 
 Rejection categories (the keys of ``IngestResult.reasons``): ``malformed_row`` and
 ``encoding`` from the readers, ``missing_value`` (a required value is blank),
-``invalid_value`` (a value does not parse, or breaks a rule such as ``resolved_at``
-before ``opened_at``), ``out_of_range`` (a survey score outside its scale) and
+``invalid_value`` (a value does not parse, is not finite, is a JSON array or object
+where a single value belongs, or breaks a rule such as ``resolved_at`` before
+``opened_at``), ``out_of_range`` (a value outside its column's range) and
 ``duplicate_conflict`` (a key seen earlier in the file with other values).
+
+Ranges: integers must fit in int64, ``arr`` and ``seats`` must not be negative (see
+:data:`MINIMUMS`), and a survey score must be a whole number from 0 to 10 for NPS and
+from 1 to 5 for CSAT. A survey score with a fraction is ``invalid_value`` when it lies
+inside the scale and ``out_of_range`` when it lies outside.
 """
 
 from __future__ import annotations
@@ -55,6 +61,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SURVEY_SCALES = {"nps": (0.0, 10.0), "csat": (1.0, 5.0)}
+# The smallest valid value of target columns with a lower bound, per entity.
+MINIMUMS = {"accounts": {"arr": 0, "seats": 0}}
 
 _DTYPES: dict[str, Any] = {
     "text": "str",
@@ -300,11 +308,17 @@ def validate_rows(raw: RawTable, resolved: ResolvedMapping) -> ValidatedRows:
     values: dict[str, pd.Series] = {}
     for order, column in enumerate(resolved.columns):
         text = _column_text(raw, column.spec)
+        cell_problems = _cell_problems(raw, column, order)
+        problems.append(cell_problems)
         parsed = _parse_column(text, column, raw.decimal, resolved.timezone)
         values[column.target] = parsed.values
-        problems.append(_invalid_problems(parsed, text, column, order))
+        problems.extend(_invalid_problems(parsed, text, column, order))
+        minimum = MINIMUMS.get(resolved.entity, {}).get(column.target)
+        if minimum is not None:
+            problems.append(_below_problems(parsed, text, column, minimum, order))
         if column.required:
-            problems.append(_missing_problems(text, parsed, column, order))
+            blank = text.isna() & ~text.index.isin(cell_problems["position"])
+            problems.append(_missing_problems(blank, column, order))
 
     frame = _complete_frame(resolved.entity, values, len(raw.frame))
     problems.extend(_entity_problems(resolved.entity, frame))
@@ -323,8 +337,13 @@ def validate_rows(raw: RawTable, resolved: ResolvedMapping) -> ValidatedRows:
 
 
 def _column_text(raw: RawTable, spec: ColumnSpec) -> pd.Series:
+    """Return the cleaned values, missing where the reader found an invalid cell."""
     if spec.source is not None:
-        return clean_text(raw.frame[spec.source])
+        text = clean_text(raw.frame[spec.source])
+        invalid = raw.cell_errors.get(spec.source)
+        if invalid is not None:
+            text = text.mask(text.index.isin(invalid.index))
+        return text
     constant = pd.Series(spec.value, index=raw.frame.index, dtype="str")
     return clean_text(constant)
 
@@ -345,13 +364,22 @@ def _parse_column(
     else:
         parsed = Parsed(text, pd.Series([], dtype="object"))
 
-    if spec.source is None and not parsed.errors.empty:
-        raise MappingError(
-            f"the constant {spec.value!r} is not a valid {kind}; expected "
-            f"{parsed.errors.iloc[0]}.",
-            field=f"columns.{column.target}.value",
-        )
+    if spec.source is None:
+        _check_constant(parsed, column, kind)
     return parsed
+
+
+def _check_constant(parsed: Parsed, column: ResolvedColumn, kind: str) -> None:
+    for problems, verdict in (
+        (parsed.errors, f"is not a valid {kind}"),
+        (parsed.out_of_range, f"is out of range for {kind}"),
+    ):
+        if not problems.empty:
+            raise MappingError(
+                f"the constant {column.spec.value!r} {verdict}; expected "
+                f"{problems.iloc[0]}.",
+                field=f"columns.{column.target}.value",
+            )
 
 
 def _problem_frame(
@@ -369,20 +397,54 @@ def _problem_frame(
 
 def _invalid_problems(
     parsed: Parsed, text: pd.Series, column: ResolvedColumn, order: int
+) -> list[pd.DataFrame]:
+    """Return the invalid and the out-of-range values of one column."""
+    frames = []
+    for problems, category, verdict in (
+        (parsed.errors, "invalid_value", "is not valid"),
+        (parsed.out_of_range, "out_of_range", "is out of range"),
+    ):
+        positions = problems.index
+        messages = [
+            f"{column.label}: {value!r} {verdict}; expected {expected}"
+            for value, expected in zip(
+                text.loc[positions].tolist(), problems.tolist(), strict=True
+            )
+        ]
+        frames.append(_problem_frame(positions, order, category, messages))
+    return frames
+
+
+def _below_problems(
+    parsed: Parsed, text: pd.Series, column: ResolvedColumn, minimum: int, order: int
 ) -> pd.DataFrame:
-    positions = parsed.errors.index
-    invalid_values = text.loc[positions].tolist()
+    below = (parsed.values < minimum).fillna(False).to_numpy(dtype=bool)
+    positions = text.index[below]
+    messages = [
+        f"{column.label}: {value!r} is out of range; expected {minimum} or more"
+        for value in text.loc[positions].tolist()
+    ]
+    return _problem_frame(positions, order, "out_of_range", messages)
+
+
+def _cell_problems(raw: RawTable, column: ResolvedColumn, order: int) -> pd.DataFrame:
+    """Return the values the reader found invalid in the column's source."""
+    source = column.spec.source
+    invalid = raw.cell_errors.get(source) if source is not None else None
+    if invalid is None or invalid.empty:
+        return _problem_frame(pd.Index([], dtype="int64"), order, "invalid_value", [])
+    values = raw.frame[source].loc[invalid.index].tolist()
     messages = [
         f"{column.label}: {value!r} is not valid; expected {expected}"
-        for value, expected in zip(invalid_values, parsed.errors.tolist(), strict=True)
+        for value, expected in zip(values, invalid.tolist(), strict=True)
     ]
-    return _problem_frame(positions, order, "invalid_value", messages)
+    return _problem_frame(invalid.index, order, "invalid_value", messages)
 
 
 def _missing_problems(
-    text: pd.Series, parsed: Parsed, column: ResolvedColumn, order: int
+    blank: pd.Series, column: ResolvedColumn, order: int
 ) -> pd.DataFrame:
-    positions = text.index[text.isna().to_numpy()]
+    positions = blank.index[blank.to_numpy()]
     message = f"{column.label} is blank; {column.target} is required on every row"
     return _problem_frame(positions, order, "missing_value", [message] * len(positions))
 
@@ -429,14 +491,31 @@ def _survey_problems(frame: pd.DataFrame, order: int) -> list[pd.DataFrame]:
         )
     ]
     for name, (low, high) in SURVEY_SCALES.items():
-        score = frame["score"]
-        outside = (survey == name) & score.notna() & ((score < low) | (score > high))
-        positions = frame.index[outside.fillna(False).to_numpy()]
+        problems.extend(_score_problems(frame, name, low, high, order))
+    return problems
+
+
+def _score_problems(
+    frame: pd.DataFrame, survey: str, low: float, high: float, order: int
+) -> list[pd.DataFrame]:
+    """Return the scores of one survey outside its scale, then those with a fraction."""
+    score = frame["score"]
+    scored = (frame["survey"] == survey).fillna(False) & score.notna()
+    outside = scored & ((score < low) | (score > high))
+    fraction = scored & ~outside & (score % 1 != 0)
+    expected = f"a whole number from {low:g} to {high:g}"
+
+    problems = []
+    for mask, category, verdict in (
+        (outside, "out_of_range", "is out of range"),
+        (fraction, "invalid_value", "is not valid"),
+    ):
+        positions = frame.index[mask.to_numpy()]
         messages = [
-            f"{name} score {value:g} is out of range; expected {low:g} to {high:g}"
+            f"{survey} score {value:g} {verdict}; expected {expected}"
             for value in score.loc[positions]
         ]
-        problems.append(_problem_frame(positions, order, "out_of_range", messages))
+        problems.append(_problem_frame(positions, order, category, messages))
     return problems
 
 
@@ -463,7 +542,8 @@ def _parse_attributes(
         kind = column.kind or infer_kind(text, raw.decimal)
         typed = ResolvedColumn(column.target, kind, column.spec)
         parsed = _parse_column(text, typed, raw.decimal, resolved.timezone)
-        problems.append(_invalid_problems(parsed, text, typed, order + offset))
+        problems.append(_cell_problems(raw, typed, order + offset))
+        problems.extend(_invalid_problems(parsed, text, typed, order + offset))
         parts.append(_attribute_rows(column.target, kind, text, parsed))
 
     if not parts:
