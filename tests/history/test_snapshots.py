@@ -135,3 +135,20 @@ def test_numeric_scheme_on_text_metric_rejected(store):
         score_snapshot(store, bad, dt.date(2024, 1, 31))
 
     assert error.value.field == "components[0].measures[0].linear"
+
+
+def test_every_unknown_metric_listed(store):
+    bad = parse_profile(
+        PROFILE.replace("metric: plan", "metric: plann").replace(
+            "metric: seats", "metric: seets"
+        )
+    )
+
+    with pytest.raises(ProfileError, match="found 2 problems with metrics") as error:
+        score_snapshot(store, bad, dt.date(2024, 1, 31))
+
+    fields = [field for field, _ in error.value.problems]
+    assert fields == [
+        "components[0].measures[0].metric",
+        "components[1].measures[0].metric",
+    ]

@@ -19,8 +19,13 @@ import pandas as pd
 import pyarrow as pa
 
 from healthscore.exceptions import ConfigError, NotFoundError, ProfileError
-from healthscore.metrics import available_metrics, compute_metrics, resolve_metric
-from healthscore.scoring import HealthProfile, ScoreResult, score_accounts
+from healthscore.metrics import (
+    MetricSpec,
+    available_metrics,
+    compute_metrics,
+    resolve_metric,
+)
+from healthscore.scoring import HealthProfile, Measure, ScoreResult, score_accounts
 from healthscore.store import TABLES, Store
 
 __all__ = [
@@ -73,30 +78,50 @@ class AccountExplanation:
 
 
 def _check_profile_metrics(store: Store, profile: HealthProfile) -> None:
-    """Raise ProfileError for the first metric the store cannot compute or score.
+    """Raise ProfileError listing every metric the store cannot compute or score.
 
     Linear, threshold and percentile schemes need a number metric. A category map
     accepts both kinds.
     """
     known = available_metrics(store)
+    problems = []
     for i, component in enumerate(profile.components):
         for j, measure in enumerate(component.measures):
             field = f"components[{i}].measures[{j}]"
-            try:
-                spec = resolve_metric(measure.metric, known)
-            except ConfigError as exc:
-                raise ProfileError(
-                    str(exc), path=profile.source, field=f"{field}.metric"
-                ) from exc
-            scheme = measure.scheme.kind
-            if spec.kind == "text" and scheme != "category":
-                raise ProfileError(
-                    f"metric {measure.metric!r} holds text, but the {scheme} "
-                    "scheme needs numbers. Map its values to points with a category "
-                    "scheme, or pick a number metric.",
-                    path=profile.source,
-                    field=f"{field}.{scheme}",
-                )
+            problem = _metric_problem(measure, known)
+            if problem is not None:
+                suffix = "metric" if problem[0] == "metric" else measure.scheme.kind
+                problems.append((f"{field}.{suffix}", problem[1]))
+
+    if len(problems) == 1:
+        field, message = problems[0]
+        raise ProfileError(message, path=profile.source, field=field)
+    if problems:
+        raise ProfileError(
+            f"found {len(problems)} problems with metrics. Fix each of them and "
+            "score again:",
+            path=profile.source,
+            problems=problems,
+        )
+
+
+def _metric_problem(
+    measure: Measure, known: dict[str, MetricSpec]
+) -> tuple[str, str] | None:
+    """Return ``(part, message)`` for a measure whose metric cannot be used."""
+    try:
+        spec = resolve_metric(measure.metric, known)
+    except ConfigError as exc:
+        return "metric", str(exc)
+    scheme = measure.scheme.kind
+    if spec.kind == "text" and scheme != "category":
+        return (
+            "scheme",
+            f"metric {measure.metric!r} holds text, but the {scheme} scheme needs "
+            "numbers. Map its values to points with a category scheme, or pick a "
+            "number metric.",
+        )
+    return None
 
 
 def score_snapshot(store: Store, profile: HealthProfile, as_of: dt.date) -> ScoringRun:
