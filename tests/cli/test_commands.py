@@ -32,6 +32,7 @@ def test_ingest_twice_adds_nothing(invoke, portfolio):
     assert result.exit_code == 0, result.output
     assert "0 accepted" in result.output
     assert "13 duplicates" in result.output
+    assert "Nothing new" in result.output
 
 
 def test_score_prints_band_counts(scored):
@@ -279,3 +280,16 @@ def test_explain_prints_brackets_in_ids(invoke, tmp_path, portfolio):
     assert "[/red]x" in listed.output
     assert explained.exit_code == 0, explained.output
     assert "[/red]x" in explained.output
+
+
+def test_ingest_warns_about_unknown_accounts(invoke, portfolio):
+    invoke("ingest", "accounts", str(portfolio["accounts"]))
+    events = portfolio["events"]
+    events.write_text(events.read_text() + "ZZZ,u9,login,2024-03-05T09:00:00Z\n")
+
+    result = invoke("ingest", "events", str(events))
+
+    assert result.exit_code == 0, result.output
+    assert "1 accepted rows name an account_id that is not in the accounts" in (
+        result.output
+    )

@@ -14,6 +14,7 @@ from rich.table import Table
 from healthscore.cli._common import (
     StoreOption,
     console,
+    error_console,
     handle_errors,
     make_progress,
     open_store,
@@ -102,6 +103,19 @@ def print_ingest_result(result: IngestResult) -> None:
         f"{result.updated:,} updated.",
         highlight=False,
     )
+    if result.unknown_accounts:
+        error_console.print(
+            f"[yellow]warning:[/] {result.unknown_accounts:,} accepted rows name an "
+            "account_id that is not in the accounts table, so no score uses them "
+            "until those accounts are ingested. Check the account_id column or "
+            "mapping.",
+            highlight=False,
+        )
+    if result.rows_read and not result.accepted:
+        console.print(
+            "Nothing new: every row was already stored or is in quarantine.",
+            highlight=False,
+        )
     if not result.reasons:
         return
     table = Table(title="Rejected rows by reason", title_justify="left")
