@@ -1003,6 +1003,170 @@ def test_ingest_parquet_nested_value_rejected(store, tmp_path):
     ]
 
 
+# Nested account columns
+
+
+def skipped_warning(path: Path, columns: list[str]) -> str:
+    return (
+        f"accounts from {path.resolve()}: skipped columns {columns} because they "
+        "contain nested values (JSON arrays or objects, or Parquet lists, structs or "
+        "maps), which cannot be attributes. Flatten them into single values in the "
+        "export, or list the attributes to keep under 'attributes:' in the mapping"
+    )
+
+
+def warning_messages(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_ingest_jsonl_nested_attributes_skipped(store, tmp_path, caplog):
+    lines = [
+        '{"account_id": "A1", "tags": ["a", "b"], "region": "EU", "note": "[1, 2]"}',
+        '{"account_id": "A2", "tags": null, "region": "US", "address": {"c": "x"}}',
+        '{"account_id": "A3", "tags": "solo", "region": "EU"}',
+        '{"account_id": "A4", "region": "APAC"}',
+    ]
+    path = write(tmp_path, "accounts.jsonl", "\n".join(lines) + "\n")
+    with caplog.at_level(logging.WARNING, logger="healthscore.ingest"):
+        result = ingest_file(store, "accounts", path)
+
+    assert (result.accepted, result.rejected) == (4, 0)
+    assert result.skipped_columns == ("tags", "address")
+    assert rows(store, "accounts", ["account_id"]) == [
+        ("A1",),
+        ("A2",),
+        ("A3",),
+        ("A4",),
+    ]
+    # One nested value skips the whole column, so A3's plain "solo" is skipped too.
+    # A string that looks like a JSON array stays a text attribute.
+    assert rows(store, "account_attributes", ["account_id", "name", "text_value"]) == [
+        ("A1", "note", "[1, 2]"),
+        ("A1", "region", "EU"),
+        ("A2", "region", "US"),
+        ("A3", "region", "EU"),
+        ("A4", "region", "APAC"),
+    ]
+    assert warning_messages(caplog) == [skipped_warning(path, ["tags", "address"])]
+
+
+def test_ingest_parquet_nested_attributes_skipped(store, tmp_path, caplog):
+    billing_type = pa.struct([("name", pa.string())])
+    table = pa.table(
+        {
+            "account_id": ["A1", "A2", "A3"],
+            "tags": pa.array([["a", "b"], None, []], pa.list_(pa.string())),
+            "seats": [3, 4, 5],
+            "region": ["EU", None, "US"],
+            # A nested type is skipped even when every value is null.
+            "billing": pa.array([None, None, None], billing_type),
+        }
+    )
+    path = tmp_path / "accounts.parquet"
+    pq.write_table(table, path)
+    with caplog.at_level(logging.WARNING, logger="healthscore.ingest"):
+        result = ingest_file(store, "accounts", path)
+
+    assert (result.accepted, result.rejected) == (3, 0)
+    assert result.skipped_columns == ("tags", "billing")
+    assert rows(store, "accounts", ["account_id", "seats"]) == [
+        ("A1", 3),
+        ("A2", 4),
+        ("A3", 5),
+    ]
+    assert rows(store, "account_attributes", ["account_id", "name", "text_value"]) == [
+        ("A1", "region", "EU"),
+        ("A3", "region", "US"),
+    ]
+    assert warning_messages(caplog) == [skipped_warning(path, ["tags", "billing"])]
+
+
+def test_ingest_nested_attribute_listed_rejects(store, tmp_path, caplog):
+    lines = [
+        '{"account_id": "A1", "tags": ["a", "b"], "region": "EU"}',
+        '{"account_id": "A2", "tags": null, "region": "US"}',
+        '{"account_id": "A3", "tags": {"k": 1}, "region": "EU"}',
+    ]
+    path = write(tmp_path, "accounts.jsonl", "\n".join(lines) + "\n")
+    mapping = parse_mapping({"attributes": ["tags", "region"]})
+    with caplog.at_level(logging.WARNING, logger="healthscore.ingest"):
+        result = ingest_file(store, "accounts", path, mapping)
+
+    assert (result.accepted, result.rejected) == (1, 2)
+    assert result.reasons == {"invalid_value": 2}
+    assert result.skipped_columns == ()
+    assert rows(store, "accounts", ["account_id"]) == [("A2",)]
+    assert quarantine(store) == [
+        (
+            1,
+            "column 'tags': '[\"a\", \"b\"]' is not valid; expected a single value, "
+            "not a JSON array",
+        ),
+        (
+            3,
+            "column 'tags': '{\"k\": 1}' is not valid; expected a single value, not a "
+            "JSON object",
+        ),
+    ]
+    assert warning_messages(caplog) == []
+
+
+def test_ingest_nested_column_mapped_rejects(store, tmp_path):
+    table = pa.table(
+        {
+            "account_id": ["A1", "A2"],
+            "tags": pa.array([["a"], None], pa.list_(pa.string())),
+        }
+    )
+    path = tmp_path / "accounts.parquet"
+    pq.write_table(table, path)
+    mapping = parse_mapping({"columns": {"labels": "tags"}})
+    result = ingest_file(store, "accounts", path, mapping)
+
+    assert (result.accepted, result.rejected) == (1, 1)
+    assert result.skipped_columns == ()
+    assert rows(store, "accounts", ["account_id"]) == [("A2",)]
+    assert quarantine(store) == [
+        (
+            1,
+            "column 'tags' (mapped to labels): '[\"a\"]' is not valid; expected a "
+            "single value, not a nested Parquet value of type list<element: string>",
+        )
+    ]
+
+
+def test_ingest_nested_target_column_rejects(store, tmp_path):
+    # "plan" is an accounts target, matched by name, so it is not an attribute.
+    lines = [
+        '{"account_id": "A1", "plan": ["pro"]}',
+        '{"account_id": "A2", "plan": "basic"}',
+    ]
+    path = write(tmp_path, "accounts.jsonl", "\n".join(lines) + "\n")
+    result = ingest_file(store, "accounts", path)
+
+    assert (result.accepted, result.rejected) == (1, 1)
+    assert result.skipped_columns == ()
+    assert rows(store, "accounts", ["account_id", "plan"]) == [("A2", "basic")]
+    assert quarantine(store) == [
+        (
+            1,
+            "column 'plan': '[\"pro\"]' is not valid; expected a single value, not a "
+            "JSON array",
+        )
+    ]
+
+
+def test_ingest_nested_event_column_ignored(store, tmp_path):
+    # Only accounts have attributes, so other entities never skip a column.
+    lines = [
+        '{"account_id": "A1", "event_name": "x", "occurred_at": "2024-01-01", '
+        '"props": [1]}'
+    ]
+    path = write(tmp_path, "events.jsonl", "\n".join(lines) + "\n")
+    result = ingest_file(store, "events", path)
+    assert (result.accepted, result.skipped_columns) == (1, ())
+
+
 # Repeated loads and unknown accounts
 
 

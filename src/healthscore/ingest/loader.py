@@ -26,6 +26,13 @@ after a mapping change), is a new load and quarantines all of its rejects.
 Unknown accounts: for users, events, surveys and tickets, ``unknown_accounts`` counts
 the rows written by the load whose ``account_id`` is not in the accounts table after
 the load. Such rows are kept, and a warning names the load.
+
+Nested columns: with ``attributes: all`` (the default), an accounts column whose values
+are nested (a JSON array or object, or a Parquet list, struct or map) does not become
+an attribute, because an attribute stores one value. ``skipped_columns`` lists
+such columns and one warning names them. A nested column that fills a target, or that
+the mapping names as a source or in an ``attributes`` list, rejects every row with a
+value in it.
 """
 
 from __future__ import annotations
@@ -93,8 +100,9 @@ class IngestResult:
     the rows written, of which ``updated`` replaced a stored account or user.
     ``reasons`` maps each rejection category to its number of rows.
     ``unknown_accounts`` counts the accepted rows of users, events, surveys or
-    tickets whose account is not in the accounts table. For a repeated load (see
-    the module documentation) ``load_id`` is the earlier load's.
+    tickets whose account is not in the accounts table. ``skipped_columns`` are the
+    accounts columns of nested values that ``attributes: all`` left out. For a
+    repeated load (see the module documentation) ``load_id`` is the earlier load's.
     """
 
     load_id: str
@@ -107,6 +115,7 @@ class IngestResult:
     updated: int
     reasons: dict[str, int]
     unknown_accounts: int = 0
+    skipped_columns: tuple[str, ...] = ()
 
 
 @dataclass
@@ -177,7 +186,9 @@ def ingest_file(
     source = str(path.resolve())
 
     raw = read_source(path, mapping)
-    resolved = resolve_mapping(entity, raw.columns, mapping, path)
+    resolved = resolve_mapping(
+        entity, raw.columns, mapping, path, nested_columns=raw.nested_columns
+    )
     validated = validate_rows(raw, resolved)
     load_id = uuid.uuid4().hex
 
@@ -199,6 +210,7 @@ def ingest_file(
             duplicates=in_file_duplicates + stored_duplicates,
             updated=len(changed),
             reasons=dict(Counter(row.category for row in rejected)),
+            skipped_columns=resolved.skipped_columns,
         )
         earlier = None
         if result.accepted == 0:
@@ -218,6 +230,14 @@ def ingest_file(
 
 
 def _log_result(result: IngestResult, repeated: bool) -> None:
+    if result.skipped_columns:
+        logger.warning(
+            "%s from %s: skipped columns %s because they contain nested values (JSON "
+            "arrays or objects, or Parquet lists, structs or maps), which cannot be "
+            "attributes. Flatten them into single values in the export, or list the "
+            "attributes to keep under 'attributes:' in the mapping",
+            result.entity, result.source, list(result.skipped_columns),
+        )  # fmt: skip
     if repeated:
         logger.info(
             "nothing new in %s from %s: load %s already stored this file with the "

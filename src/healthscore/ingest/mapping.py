@@ -29,6 +29,11 @@ other target name makes an attribute of that name, and ``attributes`` says which
 columns that no entry uses are kept as attributes too, named in snake_case. A target
 that the mapping does not name is taken from the source column whose snake_case name
 equals it, if there is one.
+
+An attribute stores one value, so ``attributes: all`` skips columns of nested
+values (JSON arrays or objects, Parquet lists, structs or maps) and logs a warning. A
+nested column that fills a target, or is named in ``columns`` or in an ``attributes``
+list, rejects every row with a value in it.
 """
 
 from __future__ import annotations

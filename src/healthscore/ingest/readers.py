@@ -22,7 +22,8 @@ Python writes them (``12``, ``2.5``). A number beyond the float64 range such as
 ``1e400`` keeps its literal text, so a number column rejects it as not finite. An
 array or object, and the ``NaN``, ``Infinity`` and ``-Infinity`` literals that
 Python's :mod:`json` accepts but JSON does not allow, are invalid cells. In Parquet,
-list, struct and map values are invalid cells.
+list, struct and map values are invalid cells. ``RawTable.nested_columns`` names the
+columns with such nested values, which ``attributes: all`` leaves out.
 """
 
 from __future__ import annotations
@@ -93,7 +94,9 @@ class RawTable:
     and is aligned with ``row_numbers``. ``rows_read`` counts the rows in ``frame``
     plus the rows in ``rejected``. ``cell_errors`` maps a source column to a Series,
     indexed by position in ``frame``, of what was expected in place of each cell
-    that is not a single value.
+    that is not a single value. ``nested_columns`` lists, in file order, the columns
+    of a JSON file with a non-null array or object value, and the Parquet columns
+    of a list, struct or map type.
     """
 
     columns: list[str]
@@ -103,6 +106,7 @@ class RawTable:
     sha256: str = ""
     decimal: str = "."
     cell_errors: dict[str, pd.Series] = field(default_factory=dict)
+    nested_columns: tuple[str, ...] = ()
 
     @property
     def rows_read(self) -> int:
@@ -583,7 +587,21 @@ def _read_json(data: bytes, path: Path, array: bool) -> RawTable:
     )
     table = RawTable(names, frame, np.asarray(numbers, dtype="int64"), rejected)
     table.cell_errors = _json_cell_errors(objects)
+    table.nested_columns = _json_nested_columns(objects, names)
     return table
+
+
+def _json_nested_columns(
+    objects: list[tuple[int, dict[str, Any]]], names: list[str]
+) -> tuple[str, ...]:
+    """Return the columns with at least one JSON array or object value."""
+    nested = {
+        name
+        for _, obj in objects
+        for name, value in obj.items()
+        if isinstance(value, list | dict)
+    }
+    return tuple(name for name in names if name in nested)
 
 
 def _parse_json_array(
@@ -672,6 +690,11 @@ def _read_parquet(data: bytes, path: Path) -> RawTable:
     numbers = np.arange(1, table.num_rows + 1, dtype="int64")
     raw = RawTable(names, frame, numbers)
     raw.cell_errors = _parquet_cell_errors(table, names)
+    raw.nested_columns = tuple(
+        name
+        for name, kind in zip(names, table.schema.types, strict=True)
+        if pa.types.is_nested(kind)
+    )
     return raw
 
 

@@ -2,9 +2,14 @@
 
 :func:`resolve_mapping` decides, before any row is parsed, which source column fills
 each target and which columns become account attributes. A file that lacks a required
-column fails there as a whole. :func:`validate_rows` then parses every value and checks
-the entity's rules, and splits the rows into typed accepted rows and rejected rows with
-their reasons.
+column fails there as a whole. With ``attributes: all``, columns of nested values (see
+``RawTable.nested_columns``) are skipped, because an attribute stores one value. A
+nested column that fills a target, or that the mapping names as a source or in an
+``attributes`` list, is kept, so every row with a value in it is rejected as
+``invalid_value``.
+
+:func:`validate_rows` then parses every value and checks the entity's rules, and splits
+the rows into typed accepted rows and rejected rows with their reasons.
 
 Rejection categories (the keys of ``IngestResult.reasons``): ``malformed_row`` and
 ``encoding`` from the readers, ``missing_value`` (a required value is blank),
@@ -25,6 +30,7 @@ import difflib
 import itertools
 import logging
 import operator
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,12 +103,17 @@ class ResolvedColumn:
 
 @dataclass(frozen=True)
 class ResolvedMapping:
-    """The mapping of one entity applied to the columns of one file."""
+    """The mapping of one entity applied to the columns of one file.
+
+    ``skipped_columns`` are the source columns of nested values that
+    ``attributes: all`` left out.
+    """
 
     entity: str
     columns: tuple[ResolvedColumn, ...]
     attributes: tuple[ResolvedColumn, ...]
     timezone: str
+    skipped_columns: tuple[str, ...] = ()
 
 
 @dataclass
@@ -124,6 +135,7 @@ def resolve_mapping(
     columns: list[str],
     mapping: ColumnMapping,
     path: str | Path | None = None,
+    nested_columns: Collection[str] = (),
 ) -> ResolvedMapping:
     """Match the mapping's targets to the columns of a file.
 
@@ -137,6 +149,9 @@ def resolve_mapping(
         The column mapping.
     path
         The source file, named in errors.
+    nested_columns
+        The source columns with nested values. ``attributes: all`` skips those that
+        no mapping entry and no target uses.
 
     Raises
     ------
@@ -166,9 +181,14 @@ def resolve_mapping(
         resolved.append(ResolvedColumn(target.name, target.kind, spec, target.required))
 
     attributes: tuple[ResolvedColumn, ...] = ()
+    skipped: tuple[str, ...] = ()
     if entity == "accounts":
-        attributes = _resolve_attributes(targets, mapping, columns, used_sources, path)
-    return ResolvedMapping(entity, tuple(resolved), attributes, mapping.timezone)
+        attributes, skipped = _resolve_attributes(
+            targets, mapping, columns, used_sources, nested_columns, path
+        )
+    return ResolvedMapping(
+        entity, tuple(resolved), attributes, mapping.timezone, skipped
+    )
 
 
 def _check_mapping_targets(entity: str, targets: dict, mapping: ColumnMapping) -> None:
@@ -238,18 +258,26 @@ def _resolve_attributes(
     mapping: ColumnMapping,
     columns: list[str],
     used_sources: set[str],
+    nested_columns: Collection[str],
     path: str | Path | None,
-) -> tuple[ResolvedColumn, ...]:
+) -> tuple[tuple[ResolvedColumn, ...], tuple[str, ...]]:
+    """Return the attribute columns, and the nested columns that ``all`` skips."""
     attributes = [
         ResolvedColumn(name, spec.kind, spec)
         for name, spec in mapping.columns.items()
         if name not in targets
     ]
-    if mapping.attributes == "none":
-        unmapped: list[str] = []
-    elif mapping.attributes == "all":
-        unmapped = [column for column in columns if column not in used_sources]
-    else:
+    unmapped: list[str] = []
+    skipped: list[str] = []
+    if mapping.attributes == "all":
+        for column in columns:
+            if column in used_sources:
+                continue
+            if column in nested_columns:
+                skipped.append(column)
+            else:
+                unmapped.append(column)
+    elif mapping.attributes != "none":
         missing = [name for name in mapping.attributes if name not in columns]
         if missing:
             raise InputDataError(
@@ -263,7 +291,7 @@ def _resolve_attributes(
         for column in unmapped
     ]
     _check_unique_attributes(attributes, path)
-    return tuple(attributes)
+    return tuple(attributes), tuple(skipped)
 
 
 def _check_unique_attributes(
