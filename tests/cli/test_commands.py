@@ -293,3 +293,14 @@ def test_ingest_warns_about_unknown_accounts(invoke, portfolio):
     assert "1 accepted rows name an account_id that is not in the accounts" in (
         result.output
     )
+
+
+def test_ingest_warns_about_nested_columns(invoke, tmp_path):
+    accounts = tmp_path / "accounts.jsonl"
+    accounts.write_text('{"account_id": "A1", "tags": ["x", "y"]}\n')
+
+    result = invoke("ingest", "accounts", str(accounts))
+
+    assert result.exit_code == 0, result.output
+    assert "1 accepted" in result.output
+    assert "skipped columns ['tags']" in result.output

@@ -111,6 +111,14 @@ def print_ingest_result(result: IngestResult) -> None:
             "mapping.",
             highlight=False,
         )
+    if result.skipped_columns:
+        error_console.print(
+            f"[yellow]warning:[/] skipped columns "
+            f"{escape(str(list(result.skipped_columns)))} because they hold nested "
+            "values (lists or objects), which cannot be attributes. Flatten them in "
+            "the export, or list the attributes to keep in a mapping.",
+            highlight=False,
+        )
     if result.rows_read and not result.accepted:
         console.print(
             "Nothing new: every row was already stored or is in quarantine.",
