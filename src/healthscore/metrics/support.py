@@ -19,6 +19,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import ibis
 import ibis.expr.types as ir
 
 from healthscore.metrics.asof import epoch_seconds, timestamp_literal, window_start
@@ -93,4 +94,6 @@ def _median_hours(tickets: ir.Table, end: dt.datetime, days: int) -> ir.Value:
     )
     seconds = epoch_seconds(resolved_at) - epoch_seconds(tickets.opened_at)
     hours = seconds.cast("float64") / _SECONDS_PER_HOUR
-    return hours.median(where=resolved)
+    # The median skips nulls. Ibis 12 compiles median(where=...) on PySpark into a
+    # percentile whose fraction is null outside the filter, which Spark rejects.
+    return ibis.ifelse(resolved, hours, ibis.null("float64")).median()
