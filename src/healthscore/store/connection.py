@@ -12,6 +12,7 @@ import duckdb
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
+from ibis.backends import BaseBackend
 from ibis.backends.duckdb import Backend as DuckDBBackend
 
 from healthscore.exceptions import ConfigError, StoreError
@@ -84,9 +85,9 @@ class Store:
     Parameters
     ----------
     backend
-        A connected Ibis DuckDB backend.
+        A connected Ibis backend. Only a DuckDB backend can be written to.
     path
-        The file behind it, or ``None`` for an in-memory store.
+        The file behind it, or ``None`` for an in-memory store or another backend.
 
     Examples
     --------
@@ -96,10 +97,22 @@ class Store:
     >>> store.close()
     """
 
-    def __init__(self, backend: DuckDBBackend, path: Path | None) -> None:
+    def __init__(self, backend: BaseBackend, path: Path | None) -> None:
         self.backend = backend
         self.path = path
         self._in_transaction = False
+
+    @classmethod
+    def from_backend(cls, backend: BaseBackend, path: Path | None = None) -> Store:
+        """Wrap a connected Ibis backend whose store tables already exist.
+
+        Unlike :meth:`open`, this creates no tables. Reading works on any backend
+        that holds the tables of :data:`~healthscore.store.TABLES`, such as the
+        PySpark one of :func:`healthscore.store.spark.open_spark_store`. Writing
+        needs DuckDB: on other backends ``insert`` and ``transaction`` raise
+        :class:`StoreError`.
+        """
+        return cls(backend, path)
 
     @classmethod
     def open(cls, path: str | Path | None = None, *, create: bool = True) -> Store:
@@ -172,6 +185,7 @@ class Store:
 
         Columns of the table that ``data`` lacks are filled with nulls.
         """
+        self._check_writable("insert rows")
         if data.num_rows == 0:
             return
         target = TABLES[name].to_pyarrow()
@@ -189,6 +203,7 @@ class Store:
 
         Nested use joins the outer transaction.
         """
+        self._check_writable("start a transaction")
         if self._in_transaction:
             yield self
             return
@@ -203,6 +218,14 @@ class Store:
             self.backend.raw_sql("COMMIT")
         finally:
             self._in_transaction = False
+
+    def _check_writable(self, action: str) -> None:
+        if not isinstance(self.backend, DuckDBBackend):
+            raise StoreError(
+                f"cannot {action} on a {self.backend.name!r} store; only a DuckDB "
+                "store can be written to. Load and score in a DuckDB store, then "
+                "copy its tables with healthscore.store.spark.copy_tables."
+            )
 
     def close(self) -> None:
         """Close the connection. The store object cannot be used afterwards."""
