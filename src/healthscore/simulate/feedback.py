@@ -1,7 +1,7 @@
 """Support tickets and NPS/CSAT survey answers of a block of simulated accounts.
 
 Tickets. An account with ``n`` users and health ``h`` opens ``Poisson(r)`` tickets a
-day, with ``r = w[t] * 0.01 * n**0.6 * (0.3 + 3 (1 - h)**2)`` and the weekday factor
+day, with ``r = w[t] * 0.01 * n**0.6 * (0.2 + 4 (1 - h)**2)`` and the weekday factor
 ``w`` of the events. The priority is urgent with probability ``0.02 + 0.12 (1 - h)``,
 high with ``0.08 + 0.22 (1 - h)``, low with ``0.35 h`` and normal otherwise. Resolution
 takes ``LogNormal(ln(b * (2 - h)), 0.8)`` hours, with ``b`` = 3, 10, 30 and 60 hours for
@@ -106,7 +106,7 @@ def simulate_tickets(
 
     risk = 1.0 - block.health
     size = 0.01 * block.users[:, None] ** 0.6
-    rate = calendar.weekday_factor[None, :] * size * (0.3 + 3.0 * risk**2)
+    rate = calendar.weekday_factor[None, :] * size * (0.2 + 4.0 * risk**2)
     counts = rng.poisson(rate * block.alive).ravel()
     cell, _ = expand_counts(counts)
     account, day = np.divmod(cell, config.days)
