@@ -105,9 +105,12 @@ def print_summary(
     table.add_column("path", overflow="fold")
     for entity in ENTITY_ORDER:
         paths = summary.files[entity]
-        shown = paths[0] if len(paths) == 1 else paths[0].parent / "part-*.parquet"
+        location = paths[0] if len(paths) == 1 else paths[0].parent / "part-*.parquet"
         table.add_row(
-            entity, f"{len(paths):,}", f"{summary.rows[entity]:,}", escape(str(shown))
+            entity,
+            f"{len(paths):,}",
+            f"{summary.rows[entity]:,}",
+            escape(str(location)),
         )
     console.print(table)
     console.print("Load them, accounts first:", highlight=False)

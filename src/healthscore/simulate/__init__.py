@@ -1,7 +1,8 @@
 """A seeded simulator of a SaaS business, for the demo at scale, benchmarks and tests.
 
-:func:`simulate` writes accounts, users, product-usage events, NPS/CSAT answers and
-support tickets as Parquet files that ``healthscore ingest`` loads without a mapping.
+:func:`simulate` writes accounts, users, product-usage events, NPS/CSAT survey
+responses and support tickets as Parquet files that ``healthscore ingest`` loads
+without a mapping.
 Each account has a hidden health that drifts and drives its usage, feedback, tickets
 and churn; :mod:`healthscore.simulate.model` states the equations.
 """

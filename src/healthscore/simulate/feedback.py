@@ -1,4 +1,4 @@
-"""Support tickets and NPS/CSAT survey answers of a block of simulated accounts.
+"""Support tickets and NPS/CSAT survey responses of a block of simulated accounts.
 
 Tickets. An account with ``n`` users and health ``h`` opens ``Poisson(r)`` tickets a
 day, with ``r = w[t] * 0.01 * n**0.6 * (0.2 + 4 (1 - h)**2)`` and the weekday factor
@@ -8,11 +8,11 @@ takes ``LogNormal(ln(b * (2 - h)), 0.8)`` hours, with ``b`` = 3, 10, 30 and 60 h
 urgent, high, normal and low. A ticket still unresolved when its account churns is
 closed at the churn time; one unresolved at the end of the period stays open.
 
-NPS. Each user answers ``Poisson(w[t] * NPS_RATE)`` NPS surveys a day, scoring
+NPS. Each user sends ``Poisson(w[t] * NPS_RATE)`` NPS responses a day, scoring
 ``round(2.5 + 8.5 h + N(0, 1.6))`` clipped to 0-10. CSAT. A solved ticket gets a CSAT
-answer with probability 0.35, 0.5 to 24 hours after it was solved, scoring
+response with probability 0.35, 0.5 to 24 hours after it was solved, scoring
 ``round(1.8 + 3.6 h + N(0, 0.7))`` clipped to 1-5, one point lower when resolution took
-more than 48 hours. Half of the answers carry a comment whose sentiment matches the
+more than 48 hours. Half of the responses carry a comment whose sentiment matches the
 score: NPS 0-6 and CSAT 1-2 negative, NPS 7-8 and CSAT 3 neutral, the rest positive.
 """
 
@@ -90,7 +90,7 @@ SURVEY_SCHEMA = pa.schema(
 
 @dataclass(frozen=True)
 class SolvedTickets:
-    """Solved tickets that may get a CSAT answer: account, health, times in us."""
+    """Solved tickets that may get a CSAT response: account, health, times in us."""
 
     account: np.ndarray
     health: np.ndarray
@@ -187,10 +187,10 @@ def simulate_surveys(
     ids: BlockIds,
     tickets: SolvedTickets,
 ) -> pa.Table:
-    """Simulate NPS answers and CSAT answers to solved tickets of a block."""
+    """Simulate NPS responses and CSAT responses to solved tickets of a block."""
     rng = block_rng(config.seed, block.index, STREAM_SURVEYS)
 
-    # NPS: answers per account-day, then a time, a user and a score per answer.
+    # NPS: responses per account-day, then a time, a user and a score per response.
     rate = calendar.weekday_factor[None, :] * NPS_RATE * block.users[:, None]
     counts = rng.poisson(rate * block.alive).ravel()
     cell, _ = expand_counts(counts)
@@ -201,20 +201,20 @@ def simulate_surveys(
     nps_noise = rng.normal(0, 1.6, len(cell))
     nps_score = np.clip(np.rint(2.5 + 8.5 * nps_health + nps_noise), 0, 10)
 
-    # CSAT: a share of solved tickets, answered within a day while the account is alive.
+    # CSAT: a share of solved tickets get a response within a day, if still alive.
     answered = rng.random(len(tickets.account)) < CSAT_SHARE
     delay = rng.uniform(0.5, 24.0, len(tickets.account)) * HOUR_US
     csat_time = tickets.resolved_us + np.rint(delay).astype(np.int64)
     end_us = calendar.alive_end_us(block)[tickets.account]
-    kept = answered & (csat_time < end_us)
+    recorded = answered & (csat_time < end_us)
     noise = rng.normal(0, 0.7, len(tickets.account))
     csat_score = np.rint(1.8 + 3.6 * tickets.health + noise) - tickets.slow
     csat_score = np.clip(csat_score, 1, 5)
 
-    account = np.concatenate([nps_account, tickets.account[kept]])
-    time = np.concatenate([nps_time, csat_time[kept]])
+    account = np.concatenate([nps_account, tickets.account[recorded]])
+    time = np.concatenate([nps_time, csat_time[recorded]])
     is_nps = np.arange(len(account)) < len(nps_account)
-    score = np.concatenate([nps_score, csat_score[kept]]).astype(np.int64)
+    score = np.concatenate([nps_score, csat_score[recorded]]).astype(np.int64)
     user = block.users[account]
     user = ids.user_offset[account] + rng.integers(0, user)
     comment = _draw_comments(rng, score, is_nps)
@@ -234,7 +234,7 @@ def simulate_surveys(
 def _draw_comments(
     rng: np.random.Generator, score: np.ndarray, is_nps: np.ndarray
 ) -> np.ndarray:
-    """Return an index into the flat comment list per answer, or -1 for none."""
+    """Return an index into the flat comment list per response, or -1 for none."""
     sentiment = np.where(
         is_nps,
         np.digitize(score, [7, 9]),

@@ -30,13 +30,13 @@ Churn. On day ``t`` the account decides to leave with probability ``q[t]``::
     annual plan, 60 days to renewal: q = RENEWAL_CHURN * (1 - h[t])**2.5
     annual plan, other days:         q = ANNUAL_HAZARD * (1 - h[t])**3
 
-A renewal decision takes effect at the renewal date (the main churn point of annual
-plans; a renewal in the first 60 days is decided on day 0), and any other decision 30
-days later. From the decision on the account disengages: ``x`` falls by ``WIND_DOWN``
-per day on top of the walk, so usage and feedback fall and tickets rise in the weeks
-before churn. An account that decided but whose churn date lies past the simulated
-period keeps declining and is not churned. A churned account emits nothing from its
-churn day on.
+A renewal decision takes effect at the renewal date, which makes renewals the main
+churn point of annual plans. A renewal in the first 60 days is decided on day 0. Any
+other decision takes effect 30 days later. From the decision on, the account
+disengages: ``x`` falls by ``WIND_DOWN`` per day on top of the walk, so usage and
+feedback fall and tickets rise in the weeks before churn. An account whose churn
+date lies past the simulated period keeps declining and is not churned. A churned
+account emits nothing from its churn day on.
 
 Health also drives activity, feedback and support: see
 :mod:`healthscore.simulate.activity` and :mod:`healthscore.simulate.feedback`.

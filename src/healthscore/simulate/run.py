@@ -50,7 +50,7 @@ ProgressCallback = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class SimulationSummary:
-    """What a simulation wrote.
+    """Files and row counts written by a simulation.
 
     Attributes
     ----------

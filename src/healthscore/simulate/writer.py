@@ -68,7 +68,7 @@ class TableWriter:
 class EventPartWriter:
     """Write events to ``part-00000.parquet``, ``part-00001.parquet``... in a folder.
 
-    Part ``k`` holds the events of accounts ``k * chunk_accounts`` up to
+    Part ``k`` contains the events of accounts ``k * chunk_accounts`` up to
     ``(k + 1) * chunk_accounts - 1`` (0-based positions), so the split depends only on
     ``chunk_accounts``. Blocks must arrive in account order.
     """
