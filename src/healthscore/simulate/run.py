@@ -107,8 +107,10 @@ def simulate(
 
     Examples
     --------
-    >>> summary = simulate(SimulationConfig(accounts=100, days=30), Path("sim"))
-    ... # doctest: +SKIP
+    >>> config = SimulationConfig(accounts=100, days=30, seed=1)
+    >>> summary = simulate(config, Path("sim"))  # doctest: +SKIP
+    >>> summary.rows["accounts"]  # doctest: +SKIP
+    100
     """
     events_dir = _prepare_folder(Path(out_dir))
     calendar = Calendar.from_config(config)
