@@ -427,6 +427,13 @@ def test_copy_tables_keeps_schema_and_rows(synthetic):
         duck_schema = duck_store.table(name).schema()
         spark_schema = spark_store.table(name).schema()
         assert list(spark_schema.names) == list(duck_schema.names)
+        for column, duck_type in duck_schema.items():
+            spark_type = spark_schema[column]
+            # Ibis reads Spark columns as nullable and Spark times without a zone.
+            if duck_type.is_timestamp():
+                assert spark_type.is_timestamp(), column
+            else:
+                assert spark_type == duck_type.copy(nullable=True), column
         duck_count = duck_store.table(name).count().to_pyarrow().as_py()
         spark_count = spark_store.table(name).count().to_pyarrow().as_py()
         assert spark_count == duck_count

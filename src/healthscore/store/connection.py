@@ -62,8 +62,25 @@ def resolve_store_path(path: str | Path | None = None) -> Path:
     return resolved
 
 
+#: Bytes 8 to 11 of every DuckDB database file.
+_DUCKDB_MAGIC = b"DUCK"
+
+#: Extensions of data files that Ibis would read into a temporary in-memory database
+#: instead of opening as a store.
+_DATA_FILE_SUFFIXES = frozenset(
+    {".csv", ".tsv", ".txt", ".json", ".jsonl", ".ndjson", ".parquet", ".pq", ".gz"}
+)
+
+
 def _check_location(location: Path, create: bool) -> None:
+    if location.suffix.lower() in _DATA_FILE_SUFFIXES:
+        raise StoreError(
+            f"store {str(location)!r} has the extension of a data file; expected a "
+            "DuckDB store such as healthscore.duckdb. Pass data files to "
+            "`healthscore ingest` and the store to --store."
+        )
     if location.exists():
+        _check_duckdb_file(location)
         return
     if not create:
         raise StoreError(
@@ -76,6 +93,17 @@ def _check_location(location: Path, create: bool) -> None:
             f"cannot create the store {str(location)!r}: folder "
             f"{str(location.parent)!r} does not exist. Create it first or pass another "
             "--store."
+        )
+
+
+def _check_duckdb_file(location: Path) -> None:
+    with location.open("rb") as file:
+        header = file.read(12)
+    if header[8:12] != _DUCKDB_MAGIC:
+        raise StoreError(
+            f"cannot open the store {str(location)!r}: it is not a DuckDB database "
+            "file. Pass the path of a store written by healthscore, or a new file "
+            "name to create one."
         )
 
 
@@ -107,7 +135,7 @@ class Store:
         """Wrap a connected Ibis backend whose store tables already exist.
 
         Unlike :meth:`open`, this creates no tables. Reading works on any backend
-        that holds the tables of :data:`~healthscore.store.TABLES`, such as the
+        that has the tables of :data:`~healthscore.store.TABLES`, such as the
         PySpark one of :func:`healthscore.store.spark.open_spark_store`. Writing
         needs DuckDB: on other backends ``insert`` and ``transaction`` raise
         :class:`StoreError`.

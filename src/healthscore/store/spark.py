@@ -7,8 +7,8 @@ copies its tables to Spark.
 
 Spark keeps a timestamp as an instant and shows it in the session time zone, so the
 session runs in UTC (Ibis 12 sets ``spark.sql.session.timeZone`` to UTC on connect
-too). Ibis 12 reads Spark's ``TimestampType`` as a naive ``timestamp``, which holds
-the same UTC instants as the DuckDB store's ``timestamp('UTC')`` columns.
+too). Ibis 12 reads Spark's ``TimestampType`` as a naive ``timestamp`` whose values
+are the same UTC instants as in the DuckDB store's ``timestamp('UTC')`` columns.
 
 PySpark is an optional dependency, imported when a function here first needs it.
 """
@@ -31,6 +31,7 @@ from healthscore.store.schema import SCHEMA_VERSION, TABLES
 if TYPE_CHECKING:
     from ibis.backends.pyspark import Backend as PySparkBackend
     from pyspark.sql import SparkSession
+    from pyspark.sql.types import StructType
 
 __all__ = [
     "SPARK_URL_PREFIX",
@@ -50,7 +51,7 @@ SPARK_URL_PREFIX = "spark://"
 # A database name that Spark accepts unquoted.
 _DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-# Masters that are written as they are; any other host names a standalone cluster.
+# Masters written as they are. Any other host is a standalone cluster master.
 _PLAIN_MASTERS = re.compile(r"^(local(\[(\d+|\*)(,\d+)?\])?|yarn)$")
 
 
@@ -64,7 +65,7 @@ class SparkLocation:
         The Spark master, such as ``"local[2]"``, ``"yarn"`` or
         ``"spark://host:7077"``.
     database
-        The Spark database that holds the store tables, or ``None`` for the
+        The Spark database that contains the store tables, or ``None`` for the
         session's temporary views.
     """
 
@@ -159,15 +160,16 @@ def open_spark_store(
     master
         The Spark master when ``session`` is ``None``.
     database
-        The Spark database that holds the store tables, made the session's current
-        database. ``None`` keeps the current one, where the temporary views of
+        The Spark database that contains the store tables, made the session's
+        current database. ``None`` keeps the current one, where the temporary views of
         :func:`copy_tables` are found.
 
     Returns
     -------
     Store
         A store whose ``backend`` is the Ibis PySpark backend. Its ``insert`` and
-        ``transaction`` raise :class:`StoreError`.
+        ``transaction`` raise :class:`StoreError`, and its ``close`` stops the
+        Spark session.
 
     Raises
     ------
@@ -304,10 +306,11 @@ def _use_database(session: SparkSession, database: str) -> None:
     session.catalog.setCurrentDatabase(database)
 
 
-def _spark_schema(name: str) -> object:
+def _spark_schema(name: str) -> StructType:
     from ibis.backends.pyspark.datatypes import PySparkSchema
 
-    return PySparkSchema.from_ibis(TABLES[name])
+    schema: StructType = PySparkSchema.from_ibis(TABLES[name])
+    return schema
 
 
 def _read_arrow(source: Store, name: str) -> pa.Table:
