@@ -65,7 +65,14 @@ def test_accounts_rejects_unknown_band(invoke, scored):
     result = invoke("accounts", "--band", "Excellent")
 
     assert result.exit_code == 3
-    assert "--band 'Excellent' matches no stored band" in result.output
+    assert "--band 'Excellent' is not a band of the stored profiles" in result.output
+
+
+def test_accounts_empty_band_is_not_an_error(invoke, scored):
+    result = invoke("accounts", "--band", "Average")
+
+    assert result.exit_code == 0, result.output
+    assert "No stored scores match" in result.output
 
 
 def test_explain_contributions_add_up(invoke, scored):
@@ -290,7 +297,7 @@ def test_ingest_warns_about_unknown_accounts(invoke, portfolio):
     result = invoke("ingest", "events", str(events))
 
     assert result.exit_code == 0, result.output
-    assert "1 accepted rows name an account_id that is not in the accounts" in (
+    assert "1 of 14 accepted events rows name an account_id that is not in" in (
         result.output
     )
 
@@ -304,3 +311,16 @@ def test_ingest_warns_about_nested_columns(invoke, tmp_path):
     assert result.exit_code == 0, result.output
     assert "1 accepted" in result.output
     assert "skipped columns ['tags']" in result.output
+    assert result.output.count("skipped columns") == 1
+
+
+def test_ingest_every_row_rejected_exits_4(invoke, tmp_path):
+    events = tmp_path / "bad.csv"
+    events.write_text("account_id,event_name,occurred_at\nA1,login,yesterday\n")
+
+    result = invoke("ingest", "events", str(events))
+
+    assert result.exit_code == 4
+    assert "1 rejected" in result.output
+    assert "every row was rejected" in result.output
+    assert "Nothing new" not in result.output

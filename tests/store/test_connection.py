@@ -105,3 +105,22 @@ def test_insert_casts_to_table_schema(tmp_path):
 def test_table_rejects_unknown_name(tmp_path):
     with Store.open(":memory:") as store, pytest.raises(ConfigError, match="orders"):
         store.table("orders")
+
+
+@pytest.mark.parametrize("name", ["events.csv", "scores.parquet", "accounts.jsonl"])
+def test_open_rejects_data_file_extension(tmp_path, name):
+    path = tmp_path / name
+    path.write_text("account_id\nA1\n")
+
+    with pytest.raises(StoreError, match="has the extension of a data file"):
+        Store.open(path)
+
+    assert path.read_text() == "account_id\nA1\n"
+
+
+def test_open_rejects_empty_file(tmp_path):
+    path = tmp_path / "empty.duckdb"
+    path.touch()
+
+    with pytest.raises(StoreError, match="it is not a DuckDB database file"):
+        Store.open(path)

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from healthscore.cli._common import (
+    EXIT_INPUT,
     StoreOption,
     console,
     error_console,
@@ -92,34 +93,30 @@ def ingest(
             progress=report_progress,
         )
     print_ingest_result(result)
+    if result.rows_read and result.rejected == result.rows_read:
+        error_console.print(
+            "[bold red]error:[/] every row was rejected, so nothing was loaded. "
+            "Fix the file or the mapping with the reasons above, then load it again.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_INPUT)
+
+
+def _rows(count: int) -> str:
+    return f"{count:,} row" if count == 1 else f"{count:,} rows"
 
 
 def print_ingest_result(result: IngestResult) -> None:
     """Print the counts of one load and the reasons rows were rejected."""
     console.print(
         f"Loaded {result.entity} from {escape(result.source)}: "
-        f"{result.rows_read:,} rows read, [green]{result.accepted:,} accepted[/], "
+        f"{_rows(result.rows_read)} read, [green]{result.accepted:,} accepted[/], "
         f"[red]{result.rejected:,} rejected[/], {result.duplicates:,} duplicates, "
         f"{result.updated:,} updated.",
         highlight=False,
     )
-    if result.unknown_accounts:
-        error_console.print(
-            f"[yellow]warning:[/] {result.unknown_accounts:,} accepted rows name an "
-            "account_id that is not in the accounts table, so no score uses them "
-            "until those accounts are ingested. Check the account_id column or "
-            "mapping.",
-            highlight=False,
-        )
-    if result.skipped_columns:
-        error_console.print(
-            f"[yellow]warning:[/] skipped columns "
-            f"{escape(str(list(result.skipped_columns)))} because they hold nested "
-            "values (lists or objects), which cannot be attributes. Flatten them in "
-            "the export, or list the attributes to keep in a mapping.",
-            highlight=False,
-        )
-    if result.rows_read and not result.accepted:
+    if result.duplicates and not result.accepted:
         console.print(
             "Nothing new: every row was already stored or is in quarantine.",
             highlight=False,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,9 +33,15 @@ from healthscore.history import (
     explain_account,
     latest_scores,
     score_snapshot,
+    stored_band_names,
 )
 from healthscore.profiles import DEFAULT_PROFILE
-from healthscore.scoring import HealthProfile, load_profile, round_contributions
+from healthscore.scoring import (
+    UNKNOWN_BAND,
+    HealthProfile,
+    load_profile,
+    round_contributions,
+)
 
 ProfileOption = Annotated[
     Path | None,
@@ -128,8 +135,9 @@ def accounts(
     date = parse_date(as_of)
     with open_store(store, create=False) as opened:
         frame = latest_scores(opened, as_of=date, segments=segment)
+        bands = stored_band_names(opened)
     if band is not None:
-        frame = _filter_band(frame, band)
+        frame = _filter_band(frame, band, bands)
     if frame.empty:
         error_console.print(
             "No stored scores match. Run `healthscore score` first, or check "
@@ -140,15 +148,20 @@ def accounts(
     print_accounts_table(frame, limit)
 
 
-def _filter_band(frame: pd.DataFrame, band: str) -> pd.DataFrame:
-    known = sorted(frame["band"].unique())
-    matches = frame["band"].str.lower() == band.lower()
-    if not matches.any() and band.lower() not in {name.lower() for name in known}:
+def _filter_band(frame: pd.DataFrame, band: str, bands: Sequence[str]) -> pd.DataFrame:
+    """Keep the rows of one band, matched without regard to case.
+
+    A band of a stored profile that no account is in gives an empty frame; a name
+    that no stored profile defines is an error.
+    """
+    known = [*bands, UNKNOWN_BAND]
+    if band.lower() not in {name.lower() for name in known}:
         raise ConfigError(
-            f"--band {band!r} matches no stored band; expected one of {known}.",
+            f"--band {band!r} is not a band of the stored profiles; expected one of "
+            f"{known}.",
             field="--band",
         )
-    return frame[matches]
+    return frame[frame["band"].str.lower() == band.lower()]
 
 
 def print_accounts_table(frame: pd.DataFrame, limit: int) -> None:

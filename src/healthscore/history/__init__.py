@@ -7,6 +7,7 @@ from healthscore.history.snapshots import (
     latest_components,
     latest_scores,
     score_snapshot,
+    stored_band_names,
 )
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "latest_components",
     "latest_scores",
     "score_snapshot",
+    "stored_band_names",
 ]

@@ -25,11 +25,18 @@ from healthscore.metrics import (
     compute_metrics,
     resolve_metric,
 )
-from healthscore.scoring import HealthProfile, Measure, ScoreResult, score_accounts
+from healthscore.scoring import (
+    HealthProfile,
+    Measure,
+    ScoreResult,
+    parse_profile,
+    score_accounts,
+)
 from healthscore.store import TABLES, Store
 
 __all__ = [
     "AccountExplanation",
+    "stored_band_names",
     "ScoringRun",
     "explain_account",
     "latest_components",
@@ -362,3 +369,28 @@ def explain_account(
         components=components.order_by("component").to_pandas(),
         measures=measures.order_by(["component", "measure"]).to_pandas(),
     )
+
+
+def stored_band_names(
+    store: Store, profile_hashes: Sequence[str] | None = None
+) -> tuple[str, ...]:
+    """Return the band names of the stored profiles, best band first.
+
+    Parameters
+    ----------
+    store
+        The store to read.
+    profile_hashes
+        Only these profiles; by default every stored profile. Profiles are read in
+        hash order, and a band name shared by several profiles is listed once.
+    """
+    profiles = store.table("profiles")
+    if profile_hashes is not None:
+        profiles = profiles.filter(profiles.profile_hash.isin(list(profile_hashes)))
+    stored = profiles.select("profile_hash", "text").to_pandas()
+    names: list[str] = []
+    for text in stored.sort_values("profile_hash")["text"]:
+        for band in parse_profile(text).bands:
+            if band.name not in names:
+                names.append(band.name)
+    return tuple(names)

@@ -11,9 +11,8 @@ import pandas as pd
 
 from healthscore.evaluation import churn_rate_by_band, roc_auc
 from healthscore.exceptions import NotFoundError
-from healthscore.history import latest_components, latest_scores
+from healthscore.history import latest_components, latest_scores, stored_band_names
 from healthscore.report.html import ReportData
-from healthscore.scoring import parse_profile
 from healthscore.store import Store
 
 __all__ = ["collect_report_data", "score_auc"]
@@ -57,7 +56,7 @@ def collect_report_data(
             + ".",
         )
     components = latest_components(store, as_of=as_of, segments=segments)
-    bands = _band_order(store, accounts["profile_hash"].unique().tolist())
+    bands = stored_band_names(store, accounts["profile_hash"].unique().tolist())
     churned = accounts["churned"]
     has_outcomes = bool(churned.notna().any())
 
@@ -74,17 +73,6 @@ def collect_report_data(
         roc_auc=score_auc(accounts["score"], churned) if has_outcomes else None,
         notes=tuple(notes),
     )
-
-
-def _band_order(store: Store, hashes: Sequence[str]) -> tuple[str, ...]:
-    profiles = store.table("profiles")
-    stored = profiles.filter(profiles.profile_hash.isin(list(hashes))).to_pandas()
-    names: list[str] = []
-    for text in stored.sort_values("profile_hash")["text"]:
-        for band in parse_profile(text).bands:
-            if band.name not in names:
-                names.append(band.name)
-    return tuple(names)
 
 
 def _component_averages(components: pd.DataFrame) -> pd.DataFrame:
