@@ -88,7 +88,7 @@ def test_explain_unknown_account_exits_5(invoke, scored):
     result = invoke("explain", "NOPE")
 
     assert result.exit_code == 5
-    assert "no stored score for account 'NOPE'" in result.output
+    assert "account 'NOPE' not found in the store" in result.output
 
 
 def test_export_scores_csv(invoke, scored, tmp_path):
@@ -192,7 +192,24 @@ def test_report_without_scores_exits_5(invoke, portfolio, tmp_path):
     result = invoke("report", "--out", str(tmp_path / "r.html"))
 
     assert result.exit_code == 5
-    assert "no stored scores" in result.output
+    assert "no stored scores. Run `healthscore score` first." in result.output
+
+
+def test_export_names_filter_that_matched_nothing(invoke, scored, tmp_path):
+    result = invoke(
+        "export", "scores", "--out", str(tmp_path / "s.csv"), "--segment", "Nope"
+    )
+
+    assert result.exit_code == 5
+    assert "no stored scores match --segment Nope" in result.output
+
+
+def test_export_rounds_float_noise(invoke, scored, tmp_path):
+    out = tmp_path / "scores.csv"
+
+    invoke("export", "scores", "--out", str(out))
+
+    assert "0.9999999" not in out.read_text()
 
 
 def test_help_lists_every_command(runner):

@@ -114,8 +114,13 @@ def test_explain_account_contributions_sum_to_score(store):
 
 
 def test_explain_account_unknown_raises(store):
-    with pytest.raises(NotFoundError, match="no stored score for account 'zz'"):
+    with pytest.raises(NotFoundError, match="account 'zz' not found in the store"):
         explain_account(store, "zz")
+
+
+def test_explain_account_without_score_raises(store):
+    with pytest.raises(NotFoundError, match="no stored score for account 'a'"):
+        explain_account(store, "a")
 
 
 def test_failed_snapshot_leaves_store_unchanged(store):

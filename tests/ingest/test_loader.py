@@ -1262,3 +1262,16 @@ def test_ingest_mapping_bad_format_directive(tmp_path):
         load_mapping(mapping_path)
     assert info.value.field == "columns.created_at.formats"
     assert "invalid format '%Q%d'" in str(info.value)
+
+
+def test_ingest_misspelt_target_warns(store, tmp_path, caplog):
+    path = write(tmp_path, "a.csv", "account_id,seats\nA1,3\n")
+    mapping = parse_mapping({"columns": {"seatz": "seats"}})
+
+    with caplog.at_level(logging.WARNING, logger="healthscore.ingest"):
+        result = ingest_file(store, "accounts", path, mapping)
+
+    assert result.accepted == 1
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("'seatz' is not an accounts column" in m for m in messages)
+    assert any("Did you mean 'seats'?" in m for m in messages)

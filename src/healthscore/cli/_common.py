@@ -213,3 +213,18 @@ def styled_band(band: str) -> str:
     """Return the band name with its colour markup."""
     style = BAND_STYLES.get(band, "")
     return f"[{style}]{band}[/]" if style else band
+
+
+def no_scores_message(as_of: dt.date | None, segments: list[str] | None) -> str:
+    """Describe why a read found no stored score, naming the filters in use."""
+    filters = []
+    if as_of is not None:
+        filters.append(f"--as-of {as_of.isoformat()}")
+    if segments:
+        filters.append(f"--segment {', '.join(segments)}")
+    if not filters:
+        return "no stored scores. Run `healthscore score` first."
+    return (
+        f"no stored scores match {' and '.join(filters)}. List what is stored with "
+        "`healthscore accounts`, or run `healthscore score` for that date."
+    )

@@ -13,6 +13,7 @@ from healthscore.cli._common import (
     StoreOption,
     console,
     handle_errors,
+    no_scores_message,
     open_store,
     parse_date,
 )
@@ -23,6 +24,9 @@ from healthscore.history import latest_components, latest_scores
 export_app = typer.Typer(
     help="Write stored results to CSV or Parquet files.", no_args_is_help=True
 )
+
+#: Decimal places of scores, coverage and component scores in exported files.
+EXPORT_DECIMALS = 10
 
 EXPORT_COLUMNS = ["account_id", "as_of", "score", "band", "coverage", "profile_hash"]
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -62,11 +66,12 @@ def export_scores(
         scores = latest_scores(opened, as_of=date, segments=segment)
         components = latest_components(opened, as_of=date, segments=segment)
     if scores.empty:
-        raise NotFoundError(
-            "no stored scores to export. Run `healthscore score` first."
-        )
+        raise NotFoundError(no_scores_message(date, segment))
 
     frame = scores[EXPORT_COLUMNS].merge(components, on="account_id", how="left")
+    # Sums of weights such as 0.9999999999999999 are written as 1.0.
+    numbers = frame.select_dtypes("float").columns
+    frame[numbers] = frame[numbers].round(EXPORT_DECIMALS)
     frame = frame.sort_values("account_id", kind="mergesort").reset_index(drop=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     if file_format == "csv":

@@ -12,10 +12,12 @@ from healthscore.cli._common import (
     StoreOption,
     console,
     handle_errors,
+    no_scores_message,
     open_store,
     parse_date,
 )
 from healthscore.cli.scores import SegmentOption
+from healthscore.exceptions import NotFoundError
 from healthscore.report import collect_report_data, write_report
 
 
@@ -38,9 +40,13 @@ def report(
     by score and by ARR, component averages and, where churn outcomes are stored,
     churn rate per band and the ROC AUC of the score.
     """
+    date = parse_date(as_of)
     with open_store(store, create=False) as opened:
-        data = collect_report_data(
-            opened, as_of=parse_date(as_of), segments=segment, title=title
-        )
+        try:
+            data = collect_report_data(
+                opened, as_of=date, segments=segment, title=title
+            )
+        except NotFoundError as exc:
+            raise NotFoundError(no_scores_message(date, segment)) from exc
     written = write_report(data, out)
     console.print(f"Wrote the report to {written.resolve()}", highlight=False)

@@ -346,6 +346,14 @@ def explain_account(
     chosen = chosen.order_by([chosen.as_of.desc(), chosen.computed_at.desc()]).limit(1)
     rows = chosen.to_pandas()
     if rows.empty:
+        accounts = store.table("accounts")
+        exists = accounts.filter(accounts.account_id == account_id).count().execute()
+        if not exists:
+            raise NotFoundError(
+                f"account {account_id!r} not found in the store. List scored accounts "
+                "with `healthscore accounts`; ids are case-sensitive.",
+                key=account_id,
+            )
         when = "" if as_of is None else f" as of {as_of}"
         raise NotFoundError(
             f"no stored score for account {account_id!r}{when}. Run "

@@ -253,6 +253,20 @@ def _missing_column_error(
     )
 
 
+def _warn_near_targets(
+    names: list[str], targets: dict[str, Target], path: str | Path | None
+) -> None:
+    """Log a warning for each attribute name that looks like a misspelt target."""
+    for name in names:
+        close = difflib.get_close_matches(name, list(targets), n=1, cutoff=0.8)
+        if close:
+            logger.warning(
+                "%s: mapping target %r is not an accounts column, so it is stored as "
+                "an attribute without the checks of %r. Did you mean %r?",
+                path, name, close[0], close[0],
+            )  # fmt: skip
+
+
 def _resolve_attributes(
     targets: dict[str, Target],
     mapping: ColumnMapping,
@@ -267,6 +281,7 @@ def _resolve_attributes(
         for name, spec in mapping.columns.items()
         if name not in targets
     ]
+    _warn_near_targets([column.target for column in attributes], targets, path)
     unmapped: list[str] = []
     skipped: list[str] = []
     if mapping.attributes == "all":
