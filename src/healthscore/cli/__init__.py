@@ -13,6 +13,7 @@ from healthscore.cli.export import export_app
 from healthscore.cli.ingest import ingest, quarantine
 from healthscore.cli.report import report
 from healthscore.cli.scores import accounts, explain, score
+from healthscore.cli.simulate import simulate
 
 __all__ = ["app", "main"]
 
@@ -60,6 +61,7 @@ app.command()(accounts)
 app.command()(explain)
 app.add_typer(export_app, name="export")
 app.command()(report)
+app.command()(simulate)
 
 
 def main() -> None:
