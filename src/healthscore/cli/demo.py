@@ -22,6 +22,8 @@ from healthscore.cli._common import (
 )
 from healthscore.cli.scores import print_accounts_table
 from healthscore.demo import DatasetResult, DemoResult, run_demo
+from healthscore.demo.simulated import run_simulated_demo
+from healthscore.simulate import SimulationConfig
 
 #: ROC AUC of the BG/NBD model's expected hold-out purchases on the 2,357-customer
 #: CDNOW sample, reproduced with the lifetimes package (see demo/data/cdnow/SOURCE.txt).
@@ -34,11 +36,25 @@ def demo(
         Path,
         typer.Option(
             "--out-dir",
-            help="Folder for report.html, report-cdnow.html and the derived CDNOW "
-            "accounts file.",
+            help="Folder for the reports, the derived CDNOW accounts file and, with "
+            "--simulated, the simulated files.",
             file_okay=False,
         ),
     ] = Path("."),
+    simulated: Annotated[
+        bool,
+        typer.Option(
+            "--simulated",
+            help="Run on a simulated SaaS business instead of the real datasets.",
+        ),
+    ] = False,
+    accounts: Annotated[
+        int, typer.Option("--accounts", min=1, help="Simulated accounts.")
+    ] = 2000,
+    days: Annotated[int, typer.Option("--days", min=1, help="Simulated days.")] = 180,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, help="Seed of the simulation.")
+    ] = 0,
     store: StoreOption = None,
 ) -> None:
     """Run the main job on two real datasets that ship with healthscore.
@@ -48,28 +64,43 @@ def demo(
     scores are checked against what happened next (ROC AUC and churn rate per band),
     and an HTML report is written for each. The results stay in the store, so
     `accounts`, `explain`, `export` and `report` work on them afterwards.
+
+    With --simulated, a seeded SaaS business (accounts, users, events, surveys,
+    tickets) is simulated, loaded and scored with the built-in SaaS profile 60 days
+    before its end, and checked against churn in those 60 days. Synthetic data shows
+    scale and plumbing, not quality.
     """
     started = time.perf_counter()
     with open_store(store) as opened:
         with error_console.status("Starting the demo ...") as status:
-            result = run_demo(
-                opened,
-                out_dir,
-                step=lambda text: status.update(f"{text} ..."),
-                today=today_utc(),
-            )
+
+            def step(text: str) -> None:
+                status.update(f"{text} ...")
+
+            if simulated:
+                config = SimulationConfig(accounts=accounts, days=days, seed=seed)
+                dataset = run_simulated_demo(opened, out_dir, config, step=step)
+            else:
+                result = run_demo(opened, out_dir, step=step, today=today_utc())
         store_path = opened.path.resolve() if opened.path else ":memory:"
-    _print_demo(result)
+
+    if simulated:
+        _print_dataset(dataset, f"Simulated SaaS business: {accounts:,} accounts")
+        first = dataset.scores.iloc[0]["account_id"]
+        segment = "SMB"
+    else:
+        _print_demo(result)
+        first = result.telco.scores.iloc[0]["account_id"]
+        segment = "Telco"
     console.print(
         f"\nDone in {time.perf_counter() - started:.1f} s. Store: {store_path}",
         highlight=False,
     )
-    first = result.telco.scores.iloc[0]["account_id"]
     console.print(
         "Try next:\n"
-        "  healthscore accounts --segment Telco --band Poor\n"
+        f"  healthscore accounts --segment {segment} --band Poor\n"
         f"  healthscore explain {first}\n"
-        "  healthscore export scores --out scores.csv --segment Telco",
+        f"  healthscore export scores --out scores.csv --segment {segment}",
         highlight=False,
     )
 

@@ -142,7 +142,7 @@ def _run_telco(
         "fictional telco. Outcome: its Churn column.",
         f"Profile {profile.name}: hand-set from domain sense, not fitted to the data.",
     )
-    return _finish(store, out_dir / "report.html", "Telco", (load,), run, notes)
+    return finish_dataset(store, out_dir / "report.html", "Telco", (load,), run, notes)
 
 
 def _run_cdnow(store: Store, out_dir: Path, step: StepCallback) -> DatasetResult:
@@ -165,29 +165,35 @@ def _run_cdnow(store: Store, out_dir: Path, step: StepCallback) -> DatasetResult
         f"purchase between {CDNOW_AS_OF} and {CDNOW_HOLDOUT_END}.",
     )
     loads = (account_load, event_load)
-    return _finish(store, out_dir / "report-cdnow.html", "CDNOW", loads, run, notes)
+    return finish_dataset(
+        store, out_dir / "report-cdnow.html", "CDNOW", loads, run, notes
+    )
 
 
-def _finish(
+def finish_dataset(
     store: Store,
     report_path: Path,
-    segment: str,
+    segment: str | tuple[str, ...],
     loads: tuple[IngestResult, ...],
     run: ScoringRun,
     notes: tuple[str, ...],
+    *,
+    name: str | None = None,
 ) -> DatasetResult:
-    scores = latest_scores(store, as_of=run.as_of, segments=[segment])
+    segments = [segment] if isinstance(segment, str) else list(segment)
+    name = name or segments[0]
+    scores = latest_scores(store, as_of=run.as_of, segments=segments)
     scores = scores[scores["run_id"] == run.run_id]
     known = scores[scores["churned"].notna()]
     data = collect_report_data(
         store,
         as_of=run.as_of,
-        segments=[segment],
-        title=f"{segment} portfolio health",
+        segments=segments,
+        title=f"{name} portfolio health",
         notes=notes,
     )
     return DatasetResult(
-        name=segment,
+        name=name,
         loads=loads,
         run=run,
         scores=scores,
