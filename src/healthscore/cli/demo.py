@@ -49,9 +49,12 @@ def demo(
         ),
     ] = False,
     accounts: Annotated[
-        int, typer.Option("--accounts", min=1, help="Simulated accounts.")
+        int,
+        typer.Option("--accounts", min=1, help="Number of simulated accounts."),
     ] = 2000,
-    days: Annotated[int, typer.Option("--days", min=1, help="Simulated days.")] = 180,
+    days: Annotated[
+        int, typer.Option("--days", min=1, help="Number of simulated days.")
+    ] = 180,
     seed: Annotated[
         int, typer.Option("--seed", min=0, help="Seed of the simulation.")
     ] = 0,

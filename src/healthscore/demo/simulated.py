@@ -3,8 +3,8 @@
 The simulator writes a SaaS business, ingest loads every file, and the accounts are
 scored with the built-in SaaS profile a fixed number of days before the simulation
 ends. An account counts as churned when it churned in those last days, so the churn
-rate per band and the ROC AUC show that the plumbing works end to end. They say
-nothing about quality on real customers: the simulator's rules decide them.
+rate per band and the ROC AUC show that the plumbing works end to end. They are no
+measure of quality on real customers, because the simulator's rules decide them.
 """
 
 from __future__ import annotations
