@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,7 +137,7 @@ def _simulation(scale: Scale, data_dir: Path) -> Path:
     return folder
 
 
-def _write_once(path: Path, build) -> None:  # noqa: ANN001
+def _write_once(path: Path, build: Callable[[Path], None]) -> None:
     if path.exists():
         return
     logger.info("writing %s", path)

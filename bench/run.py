@@ -236,13 +236,15 @@ def format_table(report: dict[str, Any]) -> str:
         f"scale {scale['name']}: {scale['accounts']:,} accounts, {scale['days']} days, "
         f"{scale['events']:,} events; ingest file {scale['ingest_events']:,} events; "
         f"one day {scale['day_events']:,} events",
-        f"{'step':<28} {'seconds':>9} {'rows':>12} {'rows/s':>12} {'peak MB':>9}",
+        f"{'step':<28} {'seconds':>9} {'rows':>12} {'rows/s':>12} {'peak MB':>9} "
+        f"{'setup MB':>9}",
     ]
     for label, step in report["steps"].items():
         rate = step["rows"] / step["seconds"]
         lines.append(
             f"{label:<28} {step['seconds']:>9.2f} {step['rows']:>12,} "
-            f"{rate:>12,.0f} {step['peak_rss_mb']:>9.0f}"
+            f"{rate:>12,.0f} {step['peak_rss_mb']:>9.0f} "
+            f"{step.get('setup_rss_mb', float('nan')):>9.0f}"
         )
     lines.append("")
     for name, value in report["ratios"].items():

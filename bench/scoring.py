@@ -178,8 +178,8 @@ def score_with_pandas(
 
 def _in_scope(accounts: pd.DataFrame, end: pd.Timestamp) -> pd.DataFrame:
     created = accounts["created_at"].isna() | (accounts["created_at"] < end)
-    kept = accounts["churned_at"].isna() | (accounts["churned_at"] >= end)
-    return accounts.loc[created & kept, ["account_id", "segment"]]
+    not_churned = accounts["churned_at"].isna() | (accounts["churned_at"] >= end)
+    return accounts.loc[created & not_churned, ["account_id", "segment"]]
 
 
 def _pandas_metrics(
@@ -269,7 +269,9 @@ def _linear(values: pd.Series, worst: float, best: float) -> pd.Series:
     return (100.0 * (values - worst) / (best - worst)).clip(0.0, 100.0)
 
 
-def _percentile(values: pd.Series, segments: pd.Series, min_peers: int = 10):  # noqa: ANN202
+def _percentile(
+    values: pd.Series, segments: pd.Series, min_peers: int = 10
+) -> pd.Series:
     groups = values.groupby(segments.fillna("\0none"))
     ranks = groups.rank(method="average")
     peers = groups.transform("count")

@@ -4,8 +4,8 @@
 its wall time in seconds, the rows it handled and the child's peak resident memory
 (``ru_maxrss`` of the process itself, so it includes the Python interpreter and the
 imports). Setup that a step needs but that is not part of what it measures, such as
-copying a store file, runs before the clock starts; it still counts towards the peak
-memory, which it barely moves.
+copying a store file, runs before the clock starts. Its memory still counts towards
+the peak, and ``setup_rss_mb`` records the peak reached before the clock started.
 """
 
 from __future__ import annotations
