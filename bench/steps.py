@@ -2,7 +2,7 @@
 
 ``python bench/steps.py STEP ARGS_JSON`` runs one step and prints one JSON line with
 its wall time in seconds, the rows it handled and the child's peak resident memory
-(``ru_maxrss`` of the process itself, so it includes the Python interpreter and the
+(``VmHWM`` of the process itself, so it includes the Python interpreter and the
 imports). Setup that a step needs but that is not part of what it measures, such as
 copying a store file, runs before the clock starts. Its memory still counts towards
 the peak, and ``setup_rss_mb`` records the peak reached before the clock started.
@@ -131,17 +131,32 @@ STEPS: dict[str, Callable[[dict[str, Any]], _Timed]] = {
 }
 
 
+def _peak_rss_kib() -> int:
+    """Return this process's peak resident memory in KiB.
+
+    Linux keeps ``ru_maxrss`` across ``execve``, so a child started by a large parent
+    would report the parent's peak. ``VmHWM`` belongs to the new address space and
+    starts from zero at ``execve``.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def main(argv: list[str]) -> None:
     """Run the step named in ``argv[1]`` with the JSON arguments in ``argv[2]``."""
     step, args = argv[1], json.loads(argv[2])
     timed = STEPS[step](args)
-    setup_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    setup_kib = _peak_rss_kib()
 
     started = time.perf_counter()
     rows = timed()
     seconds = time.perf_counter() - started
 
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kib = _peak_rss_kib()
     record = {
         "step": step,
         "seconds": seconds,
