@@ -333,7 +333,7 @@ def _scores_frame(
     }
     for k, component in enumerate(profile.components):
         data[component.name] = component_scores[:, k]
-    return pd.DataFrame(data)
+    return _frame_of_columns(data)
 
 
 def _components_frame(
@@ -345,7 +345,7 @@ def _components_frame(
     count = len(profile.components)
     total_weight = sum(c.weight for c in profile.components)
     weights = np.array([c.weight / total_weight for c in profile.components])
-    return pd.DataFrame(
+    return _frame_of_columns(
         {
             "account_id": _repeat_ids(frame, count),
             "component": _repeat_names(
@@ -367,7 +367,7 @@ def _measures_frame(
 ) -> pd.DataFrame:
     pairs = profile.measures
     size = len(frame)
-    return pd.DataFrame(
+    return _frame_of_columns(
         {
             "account_id": _repeat_ids(frame, len(pairs)),
             "component": _repeat_names([c.name for c, _ in pairs], size),
@@ -382,6 +382,17 @@ def _measures_frame(
             "note": _object_column(columns.notes.ravel()),
         }
     )
+
+
+def _frame_of_columns(columns: dict[str, pd.Series | np.ndarray]) -> pd.DataFrame:
+    """Put equal-length columns side by side without merging them into 2-D blocks.
+
+    ``pd.DataFrame(dict)`` in pandas 3 copies the columns of each dtype into one
+    block, which for the measure table of 100,000 accounts with 6 measures costs
+    about 0.1 s. ``pd.concat`` along the columns keeps one block per column.
+    """
+    series = {name: pd.Series(values) for name, values in columns.items()}
+    return pd.concat(series, axis=1)
 
 
 def _repeat_ids(frame: pd.DataFrame, times: int) -> pd.Series:
