@@ -37,7 +37,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,14 @@ import pyarrow.parquet as pq
 from healthscore.exceptions import InputDataError
 from healthscore.ingest.mapping import ColumnMapping, CsvOptions
 
-__all__ = ["RawTable", "RejectedRow", "read_source", "resolve_format"]
+__all__ = [
+    "RawTable",
+    "RejectedRow",
+    "SourceFile",
+    "open_source",
+    "read_source",
+    "resolve_format",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +72,9 @@ EXTENSION_FORMATS = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
+
+# Bytes per read when hashing a file that is streamed.
+HASH_CHUNK_BYTES = 1 << 20
 
 _GUESSED_DELIMITERS = (",", ";", "\t", "|")
 _SURROGATE = re.compile("[\udc80-\udcff]")
@@ -172,13 +182,152 @@ def read_source(path: str | Path, mapping: ColumnMapping) -> RawTable:
     table.sha256 = digest
 
     if table.rows_read == 0:
-        raise InputDataError(
-            "the file has no rows. Check that it is the right file and that the "
-            "export finished.",
-            path=path,
-        )
+        raise _no_rows_error(path)
     logger.debug("read %d rows from %s as %s", table.rows_read, path, fmt)
     return table
+
+
+@dataclass
+class SourceFile:
+    """A data file opened for reading in batches.
+
+    ``columns``, ``nested_columns``, ``rows_read`` and ``sha256`` describe the whole
+    file and are known before the first batch. A Parquet file that is not gzipped is
+    read one batch at a time. Other formats are read whole, then split into batches.
+    """
+
+    path: Path
+    columns: list[str]
+    nested_columns: tuple[str, ...]
+    rows_read: int
+    sha256: str
+    decimal: str
+    _whole: RawTable | None = None
+    _parquet: pq.ParquetFile | None = None
+
+    def batches(self, rows: int | None) -> Iterator[RawTable]:
+        """Yield the file's rows in batches of at most ``rows`` rows.
+
+        ``None`` yields one batch with every row. Row numbers are those of the file,
+        and the rows a reader rejected come with the first batch.
+
+        Raises
+        ------
+        InputDataError
+            If a Parquet row group cannot be read.
+        """
+        if self._parquet is not None:
+            yield from self._parquet_batches(rows)
+        elif self._whole is not None:
+            yield from _split_raw(self._whole, rows)
+
+    def close(self) -> None:
+        """Close the Parquet file, if one is open."""
+        if self._parquet is not None:
+            self._parquet.close()
+
+    def _parquet_batches(self, rows: int | None) -> Iterator[RawTable]:
+        parquet = self._parquet
+        assert parquet is not None
+        size = rows or max(parquet.metadata.num_rows, 1)
+        number = 1
+        try:
+            for record_batch in parquet.iter_batches(batch_size=size):
+                table = pa.Table.from_batches([record_batch])
+                yield _parquet_raw(table, first_number=number)
+                number += table.num_rows
+        except (pa.ArrowException, OSError) as exc:
+            raise _parquet_error(exc, self.path) from exc
+
+
+def open_source(path: str | Path, mapping: ColumnMapping) -> SourceFile:
+    """Open a data file for :meth:`SourceFile.batches`.
+
+    A Parquet file is hashed and its footer read; the rows are read later, one batch
+    at a time. Other files are read and parsed whole, as by :func:`read_source`.
+
+    Raises
+    ------
+    InputDataError
+        If the file is missing, unreadable, has no rows, or has no usable header.
+    """
+    path = Path(path)
+    fmt = resolve_format(path, mapping)
+    if fmt != "parquet" or path.suffix.lower() == ".gz":
+        raw = read_source(path, mapping)
+        return SourceFile(
+            path, raw.columns, raw.nested_columns, raw.rows_read, raw.sha256,
+            raw.decimal, _whole=raw,
+        )  # fmt: skip
+
+    digest = _hash_file(path)
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise _parquet_error(exc, path) from exc
+    if parquet.metadata.num_rows == 0:
+        raise _no_rows_error(path)
+    schema = parquet.schema_arrow
+    return SourceFile(
+        path,
+        [str(name) for name in schema.names],
+        _parquet_nested_columns(schema),
+        parquet.metadata.num_rows,
+        digest,
+        ".",
+        _parquet=parquet,
+    )
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(HASH_CHUNK_BYTES):
+                digest.update(chunk)
+    except FileNotFoundError as exc:
+        raise InputDataError("file not found. Check the path.", path=path) from exc
+    except OSError as exc:
+        raise InputDataError(
+            f"cannot read the file: {exc.strerror}. Check the path and permissions.",
+            path=path,
+        ) from exc
+    return digest.hexdigest()
+
+
+def _no_rows_error(path: Path) -> InputDataError:
+    return InputDataError(
+        "the file has no rows. Check that it is the right file and that the "
+        "export finished.",
+        path=path,
+    )
+
+
+def _split_raw(raw: RawTable, rows: int | None) -> Iterator[RawTable]:
+    """Yield slices of ``raw``; the reader's rejected rows go with the first one."""
+    total = len(raw.frame)
+    if rows is None or total <= rows:
+        yield raw
+        return
+    for start in range(0, total, rows):
+        stop = min(start + rows, total)
+        frame = raw.frame.iloc[start:stop].reset_index(drop=True)
+        errors = {}
+        for name, cells in raw.cell_errors.items():
+            inside = cells[(cells.index >= start) & (cells.index < stop)]
+            errors[name] = pd.Series(
+                inside.to_numpy(), index=inside.index - start, dtype="object"
+            )
+        yield RawTable(
+            raw.columns,
+            frame,
+            raw.row_numbers[start:stop],
+            raw.rejected if start == 0 else [],
+            raw.sha256,
+            raw.decimal,
+            errors,
+            raw.nested_columns,
+        )
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -675,11 +824,20 @@ def _read_parquet(data: bytes, path: Path) -> RawTable:
     try:
         table = pq.read_table(pa.BufferReader(data))
     except (pa.ArrowException, OSError) as exc:
-        raise InputDataError(
-            f"the file is not a readable Parquet file ({exc}). Check the format, or "
-            "set 'format:' in the mapping.",
-            path=path,
-        ) from exc
+        raise _parquet_error(exc, path) from exc
+    return _parquet_raw(table, first_number=1)
+
+
+def _parquet_error(exc: Exception, path: Path) -> InputDataError:
+    return InputDataError(
+        f"the file is not a readable Parquet file ({exc}). Check the format, or "
+        "set 'format:' in the mapping.",
+        path=path,
+    )
+
+
+def _parquet_raw(table: pa.Table, first_number: int) -> RawTable:
+    """Return Parquet rows as text; the first row gets number ``first_number``."""
     names = [str(name) for name in table.column_names]
     frame = pd.DataFrame(
         {
@@ -687,15 +845,19 @@ def _read_parquet(data: bytes, path: Path) -> RawTable:
             for i, name in enumerate(names)
         }
     )
-    numbers = np.arange(1, table.num_rows + 1, dtype="int64")
+    numbers = np.arange(first_number, first_number + table.num_rows, dtype="int64")
     raw = RawTable(names, frame, numbers)
     raw.cell_errors = _parquet_cell_errors(table, names)
-    raw.nested_columns = tuple(
-        name
-        for name, kind in zip(names, table.schema.types, strict=True)
+    raw.nested_columns = _parquet_nested_columns(table.schema)
+    return raw
+
+
+def _parquet_nested_columns(schema: pa.Schema) -> tuple[str, ...]:
+    return tuple(
+        str(name)
+        for name, kind in zip(schema.names, schema.types, strict=True)
         if pa.types.is_nested(kind)
     )
-    return raw
 
 
 def _parquet_cell_errors(table: pa.Table, names: list[str]) -> dict[str, pd.Series]:
