@@ -15,6 +15,14 @@ attributes are replaced with it).
 All writes of a load (rows, attributes, quarantine rows and the ``loads`` row) happen in
 one transaction, so an error leaves the store as it was.
 
+Batches: a file is read, validated and written ``batch_rows`` rows at a time (a
+Parquet file is also read that way; other formats are read whole first). Keys of
+earlier batches stay in a table of the store until the load ends (see
+:mod:`healthscore.ingest.seen`), so duplicates, conflicts and content-hash keys are
+the same as for one batch. An accounts file is always one batch, because the type of
+an inferred attribute depends on all of its values. Rejected rows are kept in memory
+until the load ends, because the repeated-load check compares all of them.
+
 Repeated loads: loading the same file twice adds nothing. A load is a repeat when it
 writes no rows (``accepted`` is 0) and an earlier load of the same entity, from a file
 with the same SHA-256, quarantined exactly the same rows with the same reasons. A
@@ -45,11 +53,10 @@ import logging
 import operator
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import ibis
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -58,8 +65,14 @@ import sqlglot as sg
 
 from healthscore.exceptions import ConfigError
 from healthscore.ingest.mapping import ENTITIES, ENTITY_TARGETS, ColumnMapping
-from healthscore.ingest.readers import RawTable, RejectedRow, read_source
-from healthscore.ingest.validation import ValidatedRows, resolve_mapping, validate_rows
+from healthscore.ingest.readers import RawTable, RejectedRow, SourceFile, open_source
+from healthscore.ingest.seen import SeenKeys, arrow_relation
+from healthscore.ingest.validation import (
+    ResolvedMapping,
+    ValidatedRows,
+    resolve_mapping,
+    validate_rows,
+)
 from healthscore.store import TABLES, Store
 
 __all__ = ["IngestResult", "ingest_file"]
@@ -83,6 +96,8 @@ KEY_COLUMNS = {
     "surveys": "response_key",
     "tickets": "ticket_key",
 }
+# Rows read, validated and written at a time, unless the caller passes batch_rows.
+BATCH_ROWS = 500_000
 # Rows per insert statement; the progress callback runs after each.
 CHUNK_ROWS = 100_000
 # Keys per DELETE statement when replacing changed accounts or users.
@@ -125,9 +140,51 @@ class _Batch:
     table: pa.Table
     keys: pd.Series
     fingerprints: pd.Series
+    # The position in the batch's RawTable of each row of ``table``.
+    positions: np.ndarray
     attributes: pa.Table | None
     # The row of ``table`` that each attribute row belongs to.
     attribute_rows: np.ndarray | None
+
+
+@dataclass
+class _Totals:
+    """Counts of a load summed over its batches."""
+
+    rejected: list[RejectedRow] = dataclasses.field(default_factory=list)
+    accepted: int = 0
+    duplicates: int = 0
+    updated: int = 0
+    unknown_accounts: int = 0
+
+
+class _Progress:
+    """Call the progress callback before the first write and after each chunk."""
+
+    def __init__(self, callback: ProgressCallback | None, total: int) -> None:
+        self._callback = callback
+        self._total = total
+        self._done = 0
+        self._started = False
+
+    def skip(self, rows: int) -> None:
+        """Count rows that are not written; the first call reports the start."""
+        self._done += rows
+        if not self._started:
+            self._started = True
+            self._report()
+
+    def write(self, rows: int) -> None:
+        self._done += rows
+        self._report()
+
+    def finish(self) -> None:
+        self._done = self._total
+        self._report()
+
+    def _report(self) -> None:
+        if self._callback is not None:
+            self._callback(self._done, self._total)
 
 
 def ingest_file(
@@ -136,6 +193,7 @@ def ingest_file(
     path: str | Path,
     mapping: ColumnMapping | None = None,
     progress: ProgressCallback | None = None,
+    batch_rows: int = BATCH_ROWS,
 ) -> IngestResult:
     """Load a CSV, JSON Lines, JSON or Parquet file into the store.
 
@@ -152,7 +210,12 @@ def ingest_file(
         The column mapping, or ``None`` to match columns by name.
     progress
         Called as ``progress(done_rows, total_rows)`` a few times while writing:
-        once before, after every 100,000 rows, and once at the end.
+        once before the first write, after every 100,000 rows written, and once
+        at the end.
+    batch_rows
+        The maximum number of rows read, validated and written at a time. Peak
+        memory grows with it. An accounts file is always one batch, because the
+        type of an inferred attribute depends on all of its values.
 
     Returns
     -------
@@ -168,7 +231,7 @@ def ingest_file(
     MappingError
         If the mapping does not fit the entity.
     ConfigError
-        If ``entity`` is unknown.
+        If ``entity`` is unknown or ``batch_rows`` is less than 1.
 
     Examples
     --------
@@ -181,52 +244,124 @@ def ingest_file(
             f"unknown entity {entity!r}; expected one of {list(ENTITIES)}.",
             field="entity",
         )
+    if batch_rows < 1:
+        raise ConfigError(
+            f"batch_rows {batch_rows!r} is too small; expected 1 or more rows.",
+            field="batch_rows",
+        )
     mapping = mapping or ColumnMapping()
     path = Path(path)
-    source = str(path.resolve())
-
-    raw = read_source(path, mapping)
-    resolved = resolve_mapping(
-        entity, raw.columns, mapping, path, nested_columns=raw.nested_columns
-    )
-    validated = validate_rows(raw, resolved)
-    load_id = uuid.uuid4().hex
-
-    batch = _build_batch(entity, validated, raw, load_id)
-    batch, in_file_duplicates, conflicts = _dedupe_in_file(
-        entity, batch, validated, raw
-    )
-    rejected = sorted(validated.rejected + conflicts, key=lambda row: row.row_number)
-
-    with store.transaction():
-        new, changed, stored_duplicates = _compare_with_store(store, entity, batch)
-        result = IngestResult(
-            load_id=load_id,
-            entity=entity,
-            source=source,
-            rows_read=raw.rows_read,
-            accepted=len(new) + len(changed),
-            rejected=len(rejected),
-            duplicates=in_file_duplicates + stored_duplicates,
-            updated=len(changed),
-            reasons=dict(Counter(row.category for row in rejected)),
-            skipped_columns=resolved.skipped_columns,
+    source = open_source(path, mapping)
+    try:
+        resolved = resolve_mapping(
+            entity, source.columns, mapping, path, nested_columns=source.nested_columns
         )
-        earlier = None
-        if result.accepted == 0:
-            earlier = _earlier_same_load(store, entity, raw.sha256, rejected)
-        if earlier is not None:
-            _report_no_writes(progress, result.rows_read)
-            result = dataclasses.replace(result, load_id=earlier)
-        else:
-            written = _write_load(
-                store, entity, batch, new, changed, rejected, result, raw, progress
+        with store.transaction():
+            result, repeated = _load(
+                store, entity, source, resolved, progress, batch_rows
             )
-            unknown = _count_unknown_accounts(store, entity, written)
-            result = dataclasses.replace(result, unknown_accounts=unknown)
+    finally:
+        source.close()
 
-    _log_result(result, repeated=earlier is not None)
+    _log_result(result, repeated=repeated)
     return result
+
+
+def _load(
+    store: Store,
+    entity: str,
+    source: SourceFile,
+    resolved: ResolvedMapping,
+    progress: ProgressCallback | None,
+    batch_rows: int,
+) -> tuple[IngestResult, bool]:
+    """Load every batch of ``source``; return the result and whether it repeats.
+
+    Runs inside the load's transaction.
+    """
+    load_id = uuid.uuid4().hex
+    totals = _Totals()
+    report = _Progress(progress, source.rows_read)
+    seen = SeenKeys(store, load_id)
+    rows = None if entity == "accounts" else batch_rows
+    for raw, last in _mark_last(source.batches(rows)):
+        _load_batch(store, entity, raw, resolved, load_id, seen, totals, report, last)
+    seen.drop()
+
+    rejected = sorted(totals.rejected, key=lambda row: row.row_number)
+    result = IngestResult(
+        load_id=load_id,
+        entity=entity,
+        source=str(source.path.resolve()),
+        rows_read=source.rows_read,
+        accepted=totals.accepted,
+        rejected=len(rejected),
+        duplicates=totals.duplicates,
+        updated=totals.updated,
+        reasons=dict(Counter(row.category for row in rejected)),
+        skipped_columns=resolved.skipped_columns,
+    )
+    earlier = None
+    if result.accepted == 0:
+        earlier = _earlier_same_load(store, entity, source.sha256, rejected)
+    if earlier is not None:
+        report.finish()
+        return dataclasses.replace(result, load_id=earlier), True
+
+    store.insert("quarantine", _quarantine_table(rejected, result))
+    store.insert("loads", _loads_table(result, source.sha256))
+    report.finish()
+    return dataclasses.replace(result, unknown_accounts=totals.unknown_accounts), False
+
+
+def _mark_last(batches: Iterable[RawTable]) -> Iterator[tuple[RawTable, bool]]:
+    """Yield each batch with whether it is the last one."""
+    iterator = iter(batches)
+    current = next(iterator, None)
+    while current is not None:
+        following = next(iterator, None)
+        yield current, following is None
+        current = following
+
+
+def _load_batch(
+    store: Store,
+    entity: str,
+    raw: RawTable,
+    resolved: ResolvedMapping,
+    load_id: str,
+    seen: SeenKeys,
+    totals: _Totals,
+    report: _Progress,
+    last: bool,
+) -> None:
+    """Validate one batch, drop its duplicates, and write its new and changed rows."""
+    validated = validate_rows(raw, resolved)
+    batch = _build_batch(entity, validated, raw, load_id, seen)
+    batch, in_file_duplicates, conflicts = _dedupe_in_file(entity, batch, raw, seen)
+    if not last:
+        numbers = raw.row_numbers[batch.positions]
+        seen.add(batch.keys, batch.fingerprints, numbers, _hashed(entity, batch))
+
+    new, changed, stored_duplicates = _compare_with_store(store, entity, batch)
+    totals.rejected.extend(validated.rejected)
+    totals.rejected.extend(conflicts)
+    totals.accepted += len(new) + len(changed)
+    totals.duplicates += in_file_duplicates + stored_duplicates
+    totals.updated += len(changed)
+    skipped = len(validated.rejected) + len(conflicts)
+    report.skip(skipped + in_file_duplicates + stored_duplicates)
+
+    written = _write_rows(store, entity, batch, new, changed, report)
+    totals.unknown_accounts += _count_unknown_accounts(store, entity, written)
+
+
+def _hashed(entity: str, batch: _Batch) -> np.ndarray:
+    """Return whether each row's key is a content hash (it has no source id)."""
+    if entity not in SOURCE_IDS:
+        return np.zeros(batch.table.num_rows, dtype=bool)
+    ids = batch.table.column(SOURCE_IDS[entity])
+    return ids.is_null().to_numpy(zero_copy_only=False)
 
 
 def _log_result(result: IngestResult, repeated: bool) -> None:
@@ -298,27 +433,19 @@ def _earlier_same_load(
     )
 
 
-def _report_no_writes(progress: ProgressCallback | None, total: int) -> None:
-    """Call ``progress`` as a load without rows would: before and at the end."""
-    if progress is not None:
-        progress(total, total)
-        progress(total, total)
-
-
 def _count_unknown_accounts(store: Store, entity: str, written: pa.Table) -> int:
     """Count the written rows whose account_id is not in the accounts table."""
     if entity == "accounts" or written.num_rows == 0:
         return 0
-    ids = pc.unique(written.column("account_id"))
-    requested = ibis.memtable(pa.table({"requested_id": ids}))
-    accounts = store.table("accounts")
-    unknown = requested.anti_join(
-        accounts, requested.requested_id == accounts.account_id
-    ).to_pyarrow()
-    if unknown.num_rows == 0:
-        return 0
-    is_unknown = pc.is_in(written.column("account_id"), unknown.column("requested_id"))
-    return int(pc.sum(is_unknown).as_py() or 0)
+    requested = pa.table({"account_id": written.column("account_id")})
+    accounts = store.backend.con.table("accounts").set_alias("a")
+    counted = (
+        arrow_relation(store.backend.con, requested, "r")
+        .join(accounts, "r.account_id = a.account_id", how="anti")
+        .aggregate("count(*) AS n")
+        .to_arrow_table()
+    )
+    return int(counted.column("n")[0].as_py())
 
 
 def _row_text(table: pa.Table, names: list[str]) -> pd.Series:
@@ -377,7 +504,7 @@ def _fingerprints(
 
 
 def _build_batch(
-    entity: str, validated: ValidatedRows, raw: RawTable, load_id: str
+    entity: str, validated: ValidatedRows, raw: RawTable, load_id: str, seen: SeenKeys
 ) -> _Batch:
     schema = TABLES[STORE_TABLES[entity]].to_pyarrow()
     values = validated.values.reset_index(drop=True)
@@ -394,12 +521,13 @@ def _build_batch(
     if entity == "accounts":
         attributes, attribute_rows = _attribute_table(validated, values, load_id)
     text = _fingerprints(entity, pa.table(columns), attributes, attribute_rows)
-    keys = _keys(entity, pa.table(columns), text)
+    keys = _keys(entity, pa.table(columns), text, seen)
     key_column = KEY_COLUMNS[entity]
     if key_column not in columns:
         columns[key_column] = pa.array(keys.tolist(), pa.string())
     table = pa.table({name: columns[name] for name in schema.names})
-    return _Batch(table, keys, text, attributes, attribute_rows)
+    positions = validated.values.index.to_numpy()
+    return _Batch(table, keys, text, positions, attributes, attribute_rows)
 
 
 def _attribute_table(
@@ -424,14 +552,19 @@ def _attribute_table(
     return table, rows
 
 
-def _keys(entity: str, table: pa.Table, text: pd.Series) -> pd.Series:
-    """Return the store key of each row (see the module documentation)."""
+def _keys(entity: str, table: pa.Table, text: pd.Series, seen: SeenKeys) -> pd.Series:
+    """Return the store key of each row (see the module documentation).
+
+    Occurrences of a row without a source id are counted from the start of the
+    file, so rows in ``seen`` count too.
+    """
     if entity in ("accounts", "users"):
         return pd.Series(table.column(KEY_COLUMNS[entity]).to_pylist(), dtype="object")
 
     keys = pd.Series(table.column(SOURCE_IDS[entity]).to_pylist(), dtype="object")
     without_id = text[keys.isna()]
-    occurrence = without_id.groupby(without_id).cumcount()
+    earlier = without_id.map(seen.hashed_counts(without_id)).fillna(0)
+    occurrence = without_id.groupby(without_id).cumcount() + earlier.astype("int64")
     keys[without_id.index] = [
         hashlib.sha256(f"{row}{_FIELD_SEPARATOR}{n}".encode()).hexdigest()
         for row, n in zip(without_id.tolist(), occurrence.tolist(), strict=True)
@@ -440,39 +573,32 @@ def _keys(entity: str, table: pa.Table, text: pd.Series) -> pd.Series:
 
 
 def _dedupe_in_file(
-    entity: str, batch: _Batch, validated: ValidatedRows, raw: RawTable
+    entity: str, batch: _Batch, raw: RawTable, seen: SeenKeys
 ) -> tuple[_Batch, int, list[RejectedRow]]:
-    """Drop repeated keys: same values count as duplicates, other values conflict."""
+    """Drop repeated keys: same values count as duplicates, other values conflict.
+
+    A key repeats when it occurs earlier in the batch or is in ``seen``, the keys of
+    earlier batches.
+    """
     keys, text = batch.keys, batch.fingerprints
     first = ~keys.duplicated()
-    if first.all():
+    earlier = seen.find(keys, text)
+    if first.all() and earlier.empty:
         return batch, 0, []
 
-    positions = pd.Series(validated.values.index.to_numpy())
-    numbers = pd.Series(raw.row_numbers[positions.to_numpy()])
+    numbers = pd.Series(raw.row_numbers[batch.positions])
     same = text == text.groupby(keys).transform("first")
     first_number = numbers.groupby(keys).transform("first")
+    positions = earlier.index.to_numpy()
+    first.iloc[positions] = False
+    same.iloc[positions] = earlier["same"].to_numpy(dtype=bool)
+    first_number.iloc[positions] = earlier["row_number"].to_numpy()
     conflict = (~first & ~same).to_numpy()
     duplicates = int((~first & same).sum())
 
-    key_name = entity_key_name(entity)
-    raw_rows = raw.raw_json_rows(positions[conflict].to_numpy())
-    conflicts = [
-        RejectedRow(
-            number,
-            raw_text,
-            f"duplicate {key_name} {key!r} conflicts with row {earlier}, which has "
-            "other values; keep one of the rows",
-            "duplicate_conflict",
-        )
-        for number, raw_text, key, earlier in zip(
-            numbers[conflict].tolist(),
-            raw_rows,
-            keys[conflict].tolist(),
-            first_number[conflict].tolist(),
-            strict=True,
-        )
-    ]
+    conflicts = _conflict_rows(
+        entity, raw, batch, conflict, first_number[conflict].tolist()
+    )
     keep = first.to_numpy()
     attributes, attribute_rows = batch.attributes, batch.attribute_rows
     if attributes is not None and attribute_rows is not None:
@@ -484,10 +610,42 @@ def _dedupe_in_file(
         batch.table.filter(pa.array(keep)),
         keys[keep].reset_index(drop=True),
         text[keep].reset_index(drop=True),
+        batch.positions[keep],
         attributes,
         attribute_rows,
     )
     return deduplicated, duplicates, conflicts
+
+
+def _conflict_rows(
+    entity: str,
+    raw: RawTable,
+    batch: _Batch,
+    conflict: np.ndarray,
+    earlier_numbers: list[int],
+) -> list[RejectedRow]:
+    """Return quarantine rows for the rows whose key has other values earlier."""
+    if not conflict.any():
+        return []
+    positions = batch.positions[conflict]
+    numbers = raw.row_numbers[positions]
+    key_name = entity_key_name(entity)
+    return [
+        RejectedRow(
+            number,
+            raw_text,
+            f"duplicate {key_name} {key!r} conflicts with row {earlier}, which has "
+            "other values; keep one of the rows",
+            "duplicate_conflict",
+        )
+        for number, raw_text, key, earlier in zip(
+            numbers.tolist(),
+            raw.raw_json_rows(positions),
+            batch.keys[conflict].tolist(),
+            earlier_numbers,
+            strict=True,
+        )
+    ]
 
 
 def entity_key_name(entity: str) -> str:
@@ -497,12 +655,18 @@ def entity_key_name(entity: str) -> str:
 
 def _stored_rows(store: Store, name: str, key: str, keys: pd.Series) -> pa.Table:
     """Fetch the stored rows of ``name`` whose ``key`` is among ``keys``."""
-    key_table = ibis.memtable(
-        pa.table({"requested_key": pa.array(keys.tolist(), pa.string())})
+    requested = pa.table({"requested_key": pa.array(keys.tolist(), pa.string())})
+    found = (
+        store.backend.con.table(name)
+        .set_alias("t")
+        .join(
+            arrow_relation(store.backend.con, requested, "r"),
+            f"t.{key} = r.requested_key",
+            how="semi",
+        )
+        .to_arrow_table()
     )
-    table = store.table(name)
-    matches = table.semi_join(key_table, table[key] == key_table.requested_key)
-    return matches.to_pyarrow()
+    return found.cast(TABLES[name].to_pyarrow())
 
 
 def _compare_with_store(
@@ -539,23 +703,15 @@ def _delete_keys(store: Store, name: str, key: str, keys: list[str]) -> None:
         store.backend.raw_sql(statement.sql(dialect=store.backend.name))
 
 
-def _write_load(
+def _write_rows(
     store: Store,
     entity: str,
     batch: _Batch,
     new: pd.Series,
     changed: pd.Series,
-    rejected: list[RejectedRow],
-    result: IngestResult,
-    raw: RawTable,
-    progress: ProgressCallback | None,
+    report: _Progress,
 ) -> pa.Table:
-    """Write the rows, attributes, quarantine rows and loads row; return the rows."""
-    total = result.rows_read
-    done = result.rejected + result.duplicates
-    report = progress or (lambda done, total: None)
-    report(done, total)
-
+    """Replace the changed rows and insert the new ones; return the rows written."""
     name = STORE_TABLES[entity]
     key = KEY_COLUMNS[entity]
     if not changed.empty:
@@ -569,17 +725,13 @@ def _write_load(
     for start in range(0, rows.num_rows, CHUNK_ROWS):
         chunk = rows.slice(start, CHUNK_ROWS)
         store.insert(name, chunk)
-        done += chunk.num_rows
-        report(done, total)
+        report.write(chunk.num_rows)
 
     if batch.attributes is not None:
         mask = pc.is_in(
             batch.attributes.column("account_id"), pa.array(list(written), pa.string())
         )
         store.insert("account_attributes", batch.attributes.filter(mask))
-    store.insert("quarantine", _quarantine_table(rejected, result))
-    store.insert("loads", _loads_table(result, raw))
-    report(total, total)
     return rows
 
 
@@ -599,13 +751,13 @@ def _quarantine_table(rejected: list[RejectedRow], result: IngestResult) -> pa.T
     )
 
 
-def _loads_table(result: IngestResult, raw: RawTable) -> pa.Table:
+def _loads_table(result: IngestResult, sha256: str) -> pa.Table:
     return pa.table(
         {
             "load_id": [result.load_id],
             "entity": [result.entity],
             "source": [result.source],
-            "source_sha256": [raw.sha256],
+            "source_sha256": [sha256],
             "rows_read": pa.array([result.rows_read], pa.int64()),
             "accepted": pa.array([result.accepted], pa.int64()),
             "rejected": pa.array([result.rejected], pa.int64()),
