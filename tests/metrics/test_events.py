@@ -317,3 +317,39 @@ def test_event_metrics_match_pandas(store, write):
         check_index_type=False,
         rtol=1e-12,
     )
+
+
+@pytest.mark.parametrize("days", [1, 31, 400, 401, 1000])
+def test_event_metrics_match_pandas_any_window(store, write, days):
+    # Windows up to 400 days find each event's day by comparison with the window's
+    # midnights and longer ones convert each event, so both paths are checked.
+    rng = np.random.default_rng(days)
+    account_ids = [f"acct-{i:02d}" for i in range(12)]
+    add_accounts(write, *account_ids)
+    n = 2_000
+    offsets = rng.integers(0, 1_200 * 86_400, size=n)
+    occurred = PERIOD_END - pd.Timedelta(days=1_200) + pd.to_timedelta(offsets, "s")
+    events = pd.DataFrame(
+        {
+            "account_id": rng.choice(account_ids[:10], size=n),
+            "user_id": rng.choice(["u1", "u2", "u3", None], size=n),
+            "feature": rng.choice(["a", "b", None], size=n),
+            "value": np.where(rng.random(n) < 0.2, np.nan, rng.random(n).round(3)),
+            "occurred_at": occurred,
+        }
+    )
+    rows = events.astype(object).where(events.notna(), None).to_dict("records")
+    for row in rows:
+        row["occurred_at"] = row["occurred_at"].to_pydatetime()
+    write("events", rows)
+    expected = pandas_event_metrics(events, account_ids, days=days)
+
+    result = metrics_by_account(store, list(expected.columns))
+
+    pd.testing.assert_frame_equal(
+        result[list(expected.columns)],
+        expected.loc[result.index],
+        check_names=False,
+        check_index_type=False,
+        rtol=1e-12,
+    )
