@@ -223,7 +223,10 @@ class Store:
             else pa.nulls(data.num_rows, field.type)
             for field in target
         ]
-        self.backend.insert(name, pa.Table.from_arrays(columns, schema=target))
+        rows = pa.Table.from_arrays(columns, schema=target)
+        # DuckDB 1.5 keeps an Arrow table registered through an Ibis memtable in
+        # memory after the insert, so the rows go through a relation instead.
+        self.backend.con.from_arrow(rows).insert_into(name)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Store]:
