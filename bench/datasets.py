@@ -26,9 +26,9 @@ logger = logging.getLogger(__name__)
 
 SEED = 7
 
-# ingest_file holds a whole file in memory while it validates it: about 1.2 GB of
-# peak RSS per million events on the machine in docs/benchmarks.md. The ingest
-# figure therefore loads at most this many events, the first rows of the scale.
+# ingest_file reads a CSV file whole before it validates it (about 1.2 GB of peak
+# RSS per million events on the machine in docs/benchmarks.md), so the ingest
+# figure loads at most this many events, the first rows of the scale.
 INGEST_ROW_CAP = 2_000_000
 
 

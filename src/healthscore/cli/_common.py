@@ -49,7 +49,7 @@ StoreOption = Annotated[
     typer.Option(
         "--store",
         envvar=STORE_ENV_VAR,
-        help="DuckDB file that holds the data and scores "
+        help="DuckDB file that contains the data and scores "
         f"[default: ${STORE_ENV_VAR}, else ./healthscore.duckdb].",
         show_default=False,
         dir_okay=False,

@@ -25,7 +25,7 @@ for numbers), ``formats`` (``strptime`` formats, or ``epoch``, ``epoch_s`` and
 ``epoch_ms`` for Unix times) and ``timezone`` (for times without an offset).
 
 The targets of each entity are fixed (see :data:`ENTITY_TARGETS`). For accounts, any
-other target name makes an attribute of that name, and ``attributes`` says which source
+other target name makes an attribute of that name, and ``attributes`` sets which source
 columns that no entry uses are kept as attributes too, named in snake_case. A target
 that the mapping does not name is taken from the source column whose snake_case name
 equals it, if there is one.
