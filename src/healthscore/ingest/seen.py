@@ -2,11 +2,11 @@
 
 The keys live in a DuckDB table of the store, created inside the load's transaction
 and dropped before it commits, so other connections cannot read it. For a store in a
-file, DuckDB 1.5.6 writes large uncommitted appends to that file, so memory does not
-grow with the number of keys as it would for a Python set; an in-memory store keeps
-them in memory. Each key keeps a 128-bit digest of its row's fingerprint text
-(DuckDB's ``md5_number``), so two rows count as equal when their texts have the same
-MD5.
+file, DuckDB 1.5.6 writes large uncommitted appends to that file. Memory therefore
+does not grow with the number of keys as it would for a Python set. An in-memory
+store keeps the keys in memory. Each key keeps a 128-bit digest of its row's
+fingerprint text (DuckDB's ``md5_number``), so two rows count as equal when their
+texts have the same MD5.
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ before it (``resolved_at`` is null or later). The ``status`` column is not read,
 ticket marked closed without a ``resolved_at`` counts as open. High priority means a
 priority of high, urgent, critical or p1, compared after trimming and lower-casing.
 
-Missing versus zero: the ticket counts are 0 for an account without tickets when the
-store contains at least one ticket from any account opened up to the as-of date, and
-missing when it contains none, because then support data was never loaded.
+Missing versus zero: the ticket counts of an account without tickets are 0 when the
+store contains a ticket of any account opened up to the as-of date. They are missing
+when it contains none, because then support data was never loaded.
 ``median_hours_to_resolve_{N}d`` is missing for an account with no ticket resolved in
 the window. A ticket whose ``resolved_at`` is before its ``opened_at`` is left out of
 that median.

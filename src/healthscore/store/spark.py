@@ -57,7 +57,7 @@ _PLAIN_MASTERS = re.compile(r"^(local(\[(\d+|\*)(,\d+)?\])?|yarn)$")
 
 @dataclass(frozen=True)
 class SparkLocation:
-    """Where a Spark store lives, parsed from a ``spark://`` URL.
+    """The location of a Spark store, parsed from a ``spark://`` URL.
 
     Attributes
     ----------
