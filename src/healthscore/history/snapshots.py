@@ -131,17 +131,27 @@ def _metric_problem(
     return None
 
 
-def score_snapshot(store: Store, profile: HealthProfile, as_of: dt.date) -> ScoringRun:
+def score_snapshot(
+    store: Store,
+    profile: HealthProfile,
+    as_of: dt.date,
+    *,
+    metrics_store: Store | None = None,
+) -> ScoringRun:
     """Score every account the profile applies to, as of ``as_of``, and store the run.
 
     Parameters
     ----------
     store
-        The store to read inputs from and write the snapshot to.
+        The store to write the snapshot to, and to read inputs from unless
+        ``metrics_store`` is given.
     profile
         The health profile to score with.
     as_of
         Only data with a time up to the end of this UTC date is used.
+    metrics_store
+        The store to compute the metrics on, such as a Spark store from
+        :mod:`healthscore.store.spark`. By default ``store``.
 
     Returns
     -------
@@ -153,9 +163,10 @@ def score_snapshot(store: Store, profile: HealthProfile, as_of: dt.date) -> Scor
     ProfileError
         If the profile names a metric the store cannot compute.
     """
-    _check_profile_metrics(store, profile)
+    source = store if metrics_store is None else metrics_store
+    _check_profile_metrics(source, profile)
     metrics = compute_metrics(
-        store, as_of, profile.metrics, segments=profile.applies_to_segments
+        source, as_of, profile.metrics, segments=profile.applies_to_segments
     )
     result = score_accounts(metrics, profile)
     run = ScoringRun(
