@@ -15,10 +15,14 @@ PySpark is an optional dependency, imported when a function here first needs it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
-from collections.abc import Iterable
+import shutil
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import ibis
@@ -34,14 +38,19 @@ if TYPE_CHECKING:
     from pyspark.sql.types import StructType
 
 __all__ = [
+    "METRIC_INPUT_TABLES",
     "SPARK_URL_PREFIX",
     "SparkLocation",
+    "check_master",
+    "check_spark_installed",
     "copy_tables",
     "is_spark_url",
     "local_session",
     "open_spark_store",
     "open_spark_url",
     "parse_spark_url",
+    "spark_session",
+    "stored_tables",
 ]
 
 logger = logging.getLogger(__name__)
@@ -53,6 +62,27 @@ _DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # Masters written as they are. Any other host is a standalone cluster master.
 _PLAIN_MASTERS = re.compile(r"^(local(\[(\d+|\*)(,\d+)?\])?|yarn)$")
+
+# Master URLs of a standalone cluster or Kubernetes.
+_URL_MASTERS = re.compile(r"^(spark|k8s)://\S+$")
+
+# Tables that a scoring run writes, and the quarantine of rejected rows.
+_NOT_METRIC_INPUTS = frozenset(
+    {
+        "quarantine",
+        "metric_snapshots",
+        "profiles",
+        "scores",
+        "score_components",
+        "score_measures",
+    }
+)
+
+#: The store tables that metrics may read, in store order. Scoring on Spark copies
+#: these from the DuckDB store, or expects them in the Spark database.
+METRIC_INPUT_TABLES: tuple[str, ...] = tuple(
+    name for name in TABLES if name not in _NOT_METRIC_INPUTS
+)
 
 
 @dataclass(frozen=True)
@@ -115,11 +145,54 @@ def parse_spark_url(url: str) -> SparkLocation:
     return SparkLocation(master=master, database=database or None)
 
 
+def check_master(master: str) -> str:
+    """Return ``master`` if Spark accepts it as a master URL, else raise ConfigError.
+
+    Accepted forms are ``local``, ``local[N]``, ``local[*]``, ``local[N,F]``,
+    ``yarn``, ``spark://HOST:PORT`` and ``k8s://URL``.
+    """
+    if _PLAIN_MASTERS.match(master) or _URL_MASTERS.match(master):
+        return master
+    raise ConfigError(
+        f"Spark master {master!r} is not a master URL; expected 'local[N]', "
+        "'local[*]', 'yarn', 'spark://HOST:PORT' or 'k8s://URL', such as "
+        "'local[2]' for 2 cores on this machine.",
+        field="spark_master",
+    )
+
+
+def check_spark_installed() -> None:
+    """Raise ConfigError unless PySpark is installed and Java can be found.
+
+    Java is looked up as Spark's launcher does: ``$JAVA_HOME/bin/java`` when
+    ``JAVA_HOME`` is set, else ``java`` on ``PATH``. Its version is not checked.
+    """
+    _import_spark_session()
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home:
+        if not (Path(java_home) / "bin" / "java").is_file():
+            raise ConfigError(
+                f"JAVA_HOME {java_home!r} contains no bin/java, and Spark needs Java "
+                "17 or 21. Point JAVA_HOME at a Java installation or unset it to use "
+                "the java on PATH.",
+                field="backend",
+            )
+        return
+    if shutil.which("java") is None:
+        raise ConfigError(
+            "Java was not found on PATH, and Spark needs Java 17 or 21. Install it "
+            "(on Debian or Ubuntu: `apt-get install openjdk-17-jre-headless`) or set "
+            "JAVA_HOME.",
+            field="backend",
+        )
+
+
 def local_session(master: str = "local[*]", **conf: str) -> SparkSession:
     """Return a Spark session for ``master`` whose session time zone is UTC.
 
     An active session is reused, as ``SparkSession.builder.getOrCreate`` does, and
-    ``conf`` is applied to it.
+    ``conf`` is applied to it. Settings that ``conf`` leaves out come from Spark's
+    own configuration, such as ``spark-defaults.conf`` in ``$SPARK_CONF_DIR``.
 
     Parameters
     ----------
@@ -132,13 +205,74 @@ def local_session(master: str = "local[*]", **conf: str) -> SparkSession:
     ------
     ConfigError
         If PySpark is not installed.
+    StoreError
+        If Spark fails to start, for example because Java is missing or too old.
     """
     session_class = _import_spark_session()
     builder = session_class.builder.master(master)
     builder = builder.config("spark.sql.session.timeZone", "UTC")
     for key, value in conf.items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    return _start(builder, master)
+
+
+@contextlib.contextmanager
+def spark_session(master: str = "local[*]", **conf: str) -> Iterator[SparkSession]:
+    """Start or reuse Spark on ``master`` and yield a new session of it.
+
+    The new session shares the Spark application but has its own temporary views
+    and current database, so :func:`copy_tables` and ``database`` leave other
+    sessions unchanged. On exit the Spark application is stopped if this call
+    started it. An application that was already running is left running.
+
+    Parameters
+    ----------
+    master
+        The Spark master URL, checked with :func:`check_master`.
+    **conf
+        Further Spark settings, passed to :func:`local_session`.
+
+    Raises
+    ------
+    ConfigError
+        If the master is not a master URL, or PySpark or Java is missing.
+    StoreError
+        If Spark fails to start.
+    """
+    check_master(master)
+    check_spark_installed()
+    session_class = _import_spark_session()
+    running = session_class.getActiveSession() is not None
+    root = local_session(master, **conf)
+    session = root.newSession()
+    session.conf.set("spark.sql.session.timeZone", "UTC")
+    try:
+        yield session
+    finally:
+        if not running:
+            root.stop()
+            logger.debug("stopped Spark on %s", master)
+
+
+def stored_tables(store: Store) -> list[str]:
+    """Return the store tables that exist in the Spark store's current database.
+
+    Store tables left out are the empty temporary views that
+    :func:`open_spark_store` registers in their place.
+
+    Raises
+    ------
+    StoreError
+        If ``store`` is not a Spark store.
+    """
+    session = _spark_session(store, "list the Spark tables of")
+    database = session.catalog.currentDatabase()
+    found = {
+        table.name
+        for table in session.catalog.listTables(database)
+        if not table.isTemporary
+    }
+    return [name for name in TABLES if name in found]
 
 
 def open_spark_store(
@@ -242,7 +376,7 @@ def copy_tables(
     StoreError
         If ``target`` is not a Spark store or ``database`` does not exist.
     """
-    session = _spark_session(target)
+    session = _spark_session(target, "copy tables to")
     selected = list(TABLES) if names is None else list(names)
     _check_table_names(selected)
     if database is not None:
@@ -274,12 +408,29 @@ def _import_spark_session() -> type[SparkSession]:
     return SparkSession
 
 
-def _spark_session(store: Store) -> SparkSession:
+def _start(builder: SparkSession.Builder, master: str) -> SparkSession:
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    try:
+        session = builder.getOrCreate()
+    except (PySparkException, Py4JError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        raise StoreError(
+            f"Spark failed to start on master {master!r}: {reason}. Check that "
+            "`java -version` shows Java 17 or 21 and that the master is reachable; "
+            "Spark's own log above shows the cause."
+        ) from exc
+    logger.info("Spark %s runs on %s", session.version, master)
+    return session
+
+
+def _spark_session(store: Store, action: str) -> SparkSession:
     session = getattr(store.backend, "_session", None)
     if store.backend.name != "pyspark" or session is None:
         raise StoreError(
-            f"cannot copy tables to a {store.backend.name!r} store; expected a Spark "
-            "store. Open the target with open_spark_store()."
+            f"cannot {action} a {store.backend.name!r} store; expected a Spark "
+            "store. Open it with open_spark_store()."
         )
     return session
 
