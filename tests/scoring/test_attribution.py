@@ -522,3 +522,25 @@ def test_one_measure_change_moves_only_its_part(spec, rows, metric, value):
                 continue
             assert part.amount == 0, part
         assert result.coverage_before == result.coverage_after
+
+
+@settings(deadline=None, max_examples=30)
+@given(profile_spec, metric_rows, st.data())
+def test_reversed_dates_negate_parts(spec, rows, data):
+    profile = _random_profile(spec)
+    before = _random_metrics(rows)
+    after = before.copy()
+    for j in range(5):
+        present = after[f"m{j}"].notna()
+        size = len(rows)
+        new_values = data.draw(st.lists(finite_value, min_size=size, max_size=size))
+        after.loc[present, f"m{j}"] = np.array(new_values)[present]
+    forward_inputs = ScoreInputs(profile, before), ScoreInputs(profile, after)
+
+    forward = attribute_changes(*forward_inputs)
+    backward = attribute_changes(*reversed(forward_inputs))
+
+    for forward_result, backward_result in zip(forward, backward, strict=True):
+        assert [-part.amount for part in forward_result.parts] == [
+            part.amount for part in backward_result.parts
+        ]
