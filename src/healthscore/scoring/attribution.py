@@ -414,13 +414,14 @@ def _score_runs(
 def _score_table(
     metrics: pd.DataFrame, profile: HealthProfile
 ) -> dict[Hashable, _AccountScore]:
+    # Percentile peers are grouped by segment, so scoring every segment leaves the
+    # points of the segments the profile applies to unchanged.
     if profile.applies_to_segments is not None:
         profile = dataclasses.replace(profile, applies_to_segments=None)
     result = score_accounts(metrics, profile)
 
-    count = len(profile.measures)
-    points = result.measures["points"].to_numpy(dtype=np.float64)
-    points = points.reshape(len(result.scores), count)
+    shape = (len(result.scores), len(profile.measures))
+    points = result.measures["points"].to_numpy(dtype=np.float64).reshape(shape)
     scores = result.scores["score"].to_numpy(dtype=np.float64)
     coverage = result.scores["coverage"].to_numpy(dtype=np.float64)
     return {
