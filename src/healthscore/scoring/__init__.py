@@ -6,6 +6,15 @@ profile YAML, in :func:`load_profile`.
 
 from __future__ import annotations
 
+from healthscore.scoring.attribution import (
+    Attribution,
+    AttributionPart,
+    AttributionStatus,
+    PartKind,
+    ScoreInputs,
+    attribute_change,
+    attribute_changes,
+)
 from healthscore.scoring.engine import ScoreResult, score_accounts
 from healthscore.scoring.explain import round_contributions
 from healthscore.scoring.profile import (
@@ -29,16 +38,23 @@ from healthscore.scoring.schemes import (
 __all__ = [
     "DEFAULT_BANDS",
     "UNKNOWN_BAND",
+    "Attribution",
+    "AttributionPart",
+    "AttributionStatus",
     "Band",
     "CategoryScheme",
     "Component",
     "HealthProfile",
     "LinearScheme",
     "Measure",
+    "PartKind",
     "PercentileScheme",
     "Scheme",
+    "ScoreInputs",
     "ScoreResult",
     "ThresholdScheme",
+    "attribute_change",
+    "attribute_changes",
     "load_profile",
     "parse_profile",
     "round_contributions",
