@@ -7,7 +7,6 @@ import functools
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
 
 import typer
@@ -30,7 +29,7 @@ from healthscore.exceptions import (
     NotFoundError,
     StoreError,
 )
-from healthscore.store import STORE_ENV_VAR, Store
+from healthscore.store import STORE_ENV_VAR, Store, is_spark_url
 
 console = Console()
 error_console = Console(stderr=True)
@@ -45,14 +44,27 @@ EXIT_NOT_FOUND = 5
 EXIT_STORE = 6
 
 StoreOption = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--store",
         envvar=STORE_ENV_VAR,
         help="DuckDB file that contains the data and scores "
         f"[default: ${STORE_ENV_VAR}, else ./healthscore.duckdb].",
         show_default=False,
-        dir_okay=False,
+        metavar="FILE",
+    ),
+]
+
+ReadStoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        envvar=STORE_ENV_VAR,
+        help="DuckDB file that contains the data and scores, or "
+        "`spark://MASTER/DATABASE` to read the store tables from a Spark database "
+        f"[default: ${STORE_ENV_VAR}, else ./healthscore.duckdb].",
+        show_default=False,
+        metavar="STORE",
     ),
 ]
 
@@ -166,12 +178,19 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
 
 
 @contextmanager
-def open_store(path: Path | None, *, create: bool = True) -> Iterator[Store]:
-    """Open the store named by ``--store`` or the environment, and close it after.
+def open_store(path: str | None, *, create: bool = True) -> Iterator[Store]:
+    """Open the DuckDB store named by ``--store`` or the environment, and close it.
 
     Commands that only read pass ``create=False``, so a mistyped path is an error
-    instead of a new empty store.
+    instead of a new empty store. A ``spark://`` URL raises StoreError, because
+    healthscore cannot write to a Spark store.
     """
+    if is_spark_url(path):
+        raise StoreError(
+            f"--store {path!r} is a Spark store, which healthscore can read but not "
+            "write, and this command writes to the store. Pass --store with a DuckDB "
+            "file such as healthscore.duckdb."
+        )
     store = Store.open(path, create=create)
     try:
         yield store

@@ -9,14 +9,14 @@ import pandas as pd
 import typer
 
 from healthscore.cli._common import (
+    ReadStoreOption,
     SnapshotOption,
-    StoreOption,
     console,
     handle_errors,
     no_scores_message,
-    open_store,
     parse_date,
 )
+from healthscore.cli._spark import SCORE_TABLES, open_read_store
 from healthscore.cli.scores import SegmentOption
 from healthscore.exceptions import ConfigError, NotFoundError
 from healthscore.history import latest_components, latest_scores
@@ -47,7 +47,7 @@ def export_scores(
     ],
     as_of: SnapshotOption = None,
     segment: SegmentOption = None,
-    store: StoreOption = None,
+    store: ReadStoreOption = None,
 ) -> None:
     """Export one row per account: score, band, coverage, profile hash and components.
 
@@ -62,7 +62,7 @@ def export_scores(
             field="--out",
         )
     date = parse_date(as_of)
-    with open_store(store, create=False) as opened:
+    with open_read_store(store, tables=SCORE_TABLES) as opened:
         scores = latest_scores(opened, as_of=date, segments=segment)
         components = latest_components(opened, as_of=date, segments=segment)
     if scores.empty:

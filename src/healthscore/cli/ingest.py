@@ -13,6 +13,7 @@ from rich.table import Table
 
 from healthscore.cli._common import (
     EXIT_INPUT,
+    ReadStoreOption,
     StoreOption,
     console,
     error_console,
@@ -20,6 +21,7 @@ from healthscore.cli._common import (
     make_progress,
     open_store,
 )
+from healthscore.cli._spark import open_read_store
 from healthscore.ingest import IngestResult, ingest_file, load_mapping
 
 
@@ -144,10 +146,10 @@ def quarantine(
     limit: Annotated[
         int, typer.Option("--limit", min=1, help="Maximum number of rows to show.")
     ] = 20,
-    store: StoreOption = None,
+    store: ReadStoreOption = None,
 ) -> None:
     """Show rejected input rows with their row number, reason and raw values."""
-    with open_store(store, create=False) as opened:
+    with open_read_store(store, tables=("quarantine",)) as opened:
         rows = opened.table("quarantine")
         if load is not None:
             rows = rows.filter(rows.load_id == load)

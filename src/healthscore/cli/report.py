@@ -8,14 +8,14 @@ from typing import Annotated
 import typer
 
 from healthscore.cli._common import (
+    ReadStoreOption,
     SnapshotOption,
-    StoreOption,
     console,
     handle_errors,
     no_scores_message,
-    open_store,
     parse_date,
 )
+from healthscore.cli._spark import SCORE_TABLES, open_read_store
 from healthscore.cli.scores import SegmentOption
 from healthscore.exceptions import NotFoundError
 from healthscore.report import collect_report_data, write_report
@@ -32,7 +32,7 @@ def report(
     ] = "Portfolio health",
     segment: SegmentOption = None,
     as_of: SnapshotOption = None,
-    store: StoreOption = None,
+    store: ReadStoreOption = None,
 ) -> None:
     """Write a self-contained HTML report of the stored scores.
 
@@ -41,7 +41,7 @@ def report(
     churn rate per band and the ROC AUC of the score.
     """
     date = parse_date(as_of)
-    with open_store(store, create=False) as opened:
+    with open_read_store(store, tables=SCORE_TABLES) as opened:
         try:
             data = collect_report_data(
                 opened, as_of=date, segments=segment, title=title

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +16,7 @@ from rich.table import Table
 
 from healthscore.cli._common import (
     AsOfOption,
+    ReadStoreOption,
     SnapshotOption,
     StoreOption,
     check_scoring_date,
@@ -26,6 +29,14 @@ from healthscore.cli._common import (
     parse_date,
     styled_band,
     today_utc,
+)
+from healthscore.cli._spark import (
+    SCORE_TABLES,
+    SparkOptions,
+    check_score_store,
+    open_read_store,
+    score_on_spark,
+    spark_options,
 )
 from healthscore.exceptions import ConfigError
 from healthscore.history import (
@@ -42,6 +53,7 @@ from healthscore.scoring import (
     load_profile,
     round_contributions,
 )
+from healthscore.store import Store
 
 ProfileOption = Annotated[
     Path | None,
@@ -66,25 +78,90 @@ SegmentOption = Annotated[
 ]
 
 
+class Backend(StrEnum):
+    """Engines that compute the metrics of a scoring run."""
+
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+BackendOption = Annotated[
+    Backend,
+    typer.Option(
+        "--backend",
+        help="Engine that computes the metrics. `spark` runs them on Apache Spark "
+        "(install with `pip install 'healthscore[spark]'`, needs Java 17 or 21). "
+        "The snapshot goes to the DuckDB --store with either engine.",
+        case_sensitive=False,
+    ),
+]
+
+SparkMasterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--spark-master",
+        help="Spark master URL for --backend spark: `local[N]` runs Spark in this "
+        "process on N cores, or `yarn`, `spark://HOST:PORT`, `k8s://URL` for a "
+        "cluster. [default: local[*]]",
+        show_default=False,
+        metavar="MASTER",
+    ),
+]
+
+SparkDatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--spark-database",
+        help="Read the input tables (accounts, account_attributes, users, events, "
+        "survey_responses, tickets) from this Spark database instead of copying "
+        "them from --store. For --backend spark on a cluster.",
+        show_default=False,
+        metavar="DATABASE",
+    ),
+]
+
+
 @handle_errors
 def score(
     as_of: AsOfOption = None,
     profile: ProfileOption = None,
     store: StoreOption = None,
+    backend: BackendOption = Backend.duckdb,
+    spark_master: SparkMasterOption = None,
+    spark_database: SparkDatabaseOption = None,
 ) -> None:
     """Compute metrics as of a date, score every account and store the snapshot.
 
     Accounts with too little data (coverage under the profile's min_coverage) get the
     band Unknown and no score, rather than a score dragged to the middle.
+
+    With `--backend spark` the metrics are computed on Apache Spark. By default the
+    input tables of the DuckDB store are copied into a Spark session. With
+    `--spark-database` they are read from that database of the Spark catalog, and
+    the DuckDB store is created if needed. Either way the snapshot is stored in the
+    DuckDB store, so `accounts`, `explain`, `export` and `report` read it as usual.
     """
+    check_score_store(store)
+    options = spark_options(backend.value, spark_master, spark_database)
     chosen = load_profile(profile or DEFAULT_PROFILE)
     date = check_scoring_date(parse_date(as_of) or today_utc())
-    with open_store(store, create=False) as opened:
-        with error_console.status(f"Scoring accounts as of {date} ..."):
-            run = score_snapshot(opened, chosen, date)
+    create = options is not None and options.database is not None
+    with open_store(store, create=create) as opened:
+        run = _score(opened, chosen, date, options)
         print_run_summary(run)
+    if options is not None:
+        console.print(options.describe(), highlight=False)
     if run.result.scores.empty:
         _explain_empty_run(chosen)
+
+
+def _score(
+    store: Store, profile: HealthProfile, date: dt.date, options: SparkOptions | None
+) -> ScoringRun:
+    if options is not None:
+        return score_on_spark(store, profile, date, options)
+    with error_console.status(f"Scoring accounts as of {date} ..."):
+        return score_snapshot(store, profile, date)
 
 
 def _explain_empty_run(profile: HealthProfile) -> None:
@@ -126,14 +203,14 @@ def accounts(
     ] = 20,
     segment: SegmentOption = None,
     as_of: SnapshotOption = None,
-    store: StoreOption = None,
+    store: ReadStoreOption = None,
 ) -> None:
     """List scored accounts from the lowest score up, with their weakest component.
 
     Each account shows its newest stored snapshot unless --as-of picks a date.
     """
     date = parse_date(as_of)
-    with open_store(store, create=False) as opened:
+    with open_read_store(store, tables=SCORE_TABLES) as opened:
         frame = latest_scores(opened, as_of=date, segments=segment)
         bands = stored_band_names(opened)
     if band is not None:
@@ -212,7 +289,7 @@ def explain(
         str, typer.Argument(help="The account to explain.", show_default=False)
     ],
     as_of: SnapshotOption = None,
-    store: StoreOption = None,
+    store: ReadStoreOption = None,
 ) -> None:
     """Show how each measure adds up to an account's stored score.
 
@@ -221,7 +298,7 @@ def explain(
     The contributions add up to the score exactly.
     """
     date = parse_date(as_of)
-    with open_store(store, create=False) as opened:
+    with open_read_store(store, tables=SCORE_TABLES) as opened:
         explanation = explain_account(opened, account_id, as_of=date)
     row: dict[Any, Any] = explanation.score.to_dict()
     console.print(

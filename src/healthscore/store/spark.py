@@ -448,7 +448,10 @@ def _check_database(session: SparkSession, database: str) -> None:
     if not session.catalog.databaseExists(database):
         raise StoreError(
             f"Spark database {database!r} not found. Create it with "
-            f"`CREATE DATABASE {database}` or pass the name of an existing database."
+            f"`CREATE DATABASE {database}` or pass the name of an existing database. "
+            "Spark reads its catalog settings, such as "
+            "spark.sql.catalogImplementation=hive, from spark-defaults.conf in "
+            "$SPARK_CONF_DIR."
         )
 
 
