@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import ibis
@@ -32,6 +33,7 @@ from healthscore.metrics.asof import (
 )
 from healthscore.metrics.catalog import MetricRequest
 from healthscore.metrics.joins import join_on_account
+from healthscore.metrics.rollup import day_number, use_rollups
 
 if TYPE_CHECKING:
     from healthscore.store import Store
@@ -47,15 +49,22 @@ _NULL_FLOAT = ibis.null("float64")
 # compiled a 365-day search in about 0.15 s and a 3650-day one in about 2 s.
 _MAX_SEARCHED_DAYS = 400
 
-# Each builder adds the aggregates its metric needs to ``aggregates`` (names starting
-# with "_") and returns the final value as a function of the aggregated table.
-_Aggregates = dict[str, ir.Value]
+# Each builder adds the aggregates its metric needs (names starting with "_") and
+# returns the final value as a function of the aggregated table.
 _Finish = Callable[[ir.Table], ir.Value]
-_Builder = Callable[["_EventsAsOf", MetricRequest, _Aggregates], _Finish]
+_Builder = Callable[["_EventSource", MetricRequest, "_Aggregates"], _Finish]
+
+
+@dataclass
+class _Aggregates:
+    """Aggregates per account over the source's main table and its feature table."""
+
+    main: dict[str, ir.Value] = field(default_factory=dict)
+    features: dict[str, ir.Value] = field(default_factory=dict)
 
 
 class _EventsAsOf:
-    """The events up to the period end, with the window filters and day buckets.
+    """The raw events up to the period end, with the window filters and day buckets.
 
     No per-row expression converts ``occurred_at``, because DuckDB 1.5.6 runs every
     conversion of a ``TIMESTAMPTZ`` through its ICU time zone code. That includes
@@ -67,6 +76,7 @@ class _EventsAsOf:
     def __init__(self, store: Store, end: dt.datetime) -> None:
         events = store.table("events")
         self.table = events.filter(events.occurred_at < timestamp_literal(end))
+        self.feature_table = self.table
         self.end = end
 
     def within(self, days: int) -> ir.BooleanValue:
@@ -94,6 +104,88 @@ class _EventsAsOf:
         else:
             day = epoch_seconds(occurred_at) // SECONDS_PER_DAY
         return ibis.ifelse(self.within(days), day, ibis.null("int64"))
+
+    def count(self, where: ir.BooleanValue) -> ir.IntegerValue:
+        """Count the events that ``where`` selects."""
+        return self.table.count(where=where)
+
+    def features_within(self, days: int) -> ir.IntegerValue:
+        """Count the distinct features of the last ``days`` days."""
+        return self.table.feature.nunique(where=self.within(days))
+
+    def value_sum(self, days: int) -> ir.FloatingValue:
+        """Add up the event values of the last ``days`` days."""
+        return self.table.value.sum(where=self.within(days))
+
+    def value_rows(self) -> ir.IntegerValue:
+        """Count the events with a value up to the period end."""
+        return self.table.value.count()
+
+    def first_at(self) -> ir.TimestampValue:
+        """Return the time of the first event up to the period end."""
+        return self.table.occurred_at.min()
+
+    def last_at(self) -> ir.TimestampValue:
+        """Return the time of the last event up to the period end."""
+        return self.table.occurred_at.max()
+
+
+class _RollupAsOf:
+    """The daily rollups up to the period end, which must be a UTC midnight.
+
+    Rows are partial aggregates, so counts and sums add up the rows. A (user, day)
+    pair can have a row per load, so the distinct counts stay distinct counts.
+    """
+
+    def __init__(self, store: Store, end: dt.datetime) -> None:
+        self.end_day = day_number(end)
+        user_days = store.table("event_user_days")
+        self.table = user_days.filter(user_days.day < self.end_day)
+        feature_days = store.table("event_feature_days")
+        self.feature_table = feature_days.filter(feature_days.day < self.end_day)
+        self.end = end
+
+    def within(self, days: int, table: ir.Table | None = None) -> ir.BooleanValue:
+        """Select the last ``days`` days, the as-of date included."""
+        table = self.table if table is None else table
+        return table.day >= self.end_day - days
+
+    def before(self, days: int) -> ir.BooleanValue:
+        """Select the ``days`` days that precede the last ``days`` days."""
+        day = self.table.day
+        return (day >= self.end_day - 2 * days) & (day < self.end_day - days)
+
+    def day_of(self, days: int) -> ir.IntegerValue:
+        """Return the UTC day number of each row in the last ``days`` days."""
+        return ibis.ifelse(self.within(days), self.table.day, ibis.null("int64"))
+
+    def count(self, where: ir.BooleanValue) -> ir.IntegerValue:
+        """Count the events of the rows that ``where`` selects."""
+        return self.table.events.sum(where=where).coalesce(0)
+
+    def features_within(self, days: int) -> ir.IntegerValue:
+        """Count the distinct features of the last ``days`` days."""
+        within = self.within(days, self.feature_table)
+        return self.feature_table.feature.nunique(where=within)
+
+    def value_sum(self, days: int) -> ir.FloatingValue:
+        """Add up the event values of the last ``days`` days."""
+        return self.table.value_sum.sum(where=self.within(days))
+
+    def value_rows(self) -> ir.IntegerValue:
+        """Count the events with a value up to the period end."""
+        return self.table.value_count.sum()
+
+    def first_at(self) -> ir.TimestampValue:
+        """Return the time of the first event up to the period end."""
+        return self.table.first_at.min()
+
+    def last_at(self) -> ir.TimestampValue:
+        """Return the time of the last event up to the period end."""
+        return self.table.last_at.max()
+
+
+_EventSource = _EventsAsOf | _RollupAsOf
 
 
 def _day_search(
@@ -125,13 +217,19 @@ def event_metrics(
 ) -> ir.Table:
     """Compute the requested event metrics for every account in scope.
 
-    All metrics but ``dau_mau`` come from one aggregate over the events table. The
-    daily active users of ``dau_mau`` need a second one over the last 30 days.
+    The metrics read the daily rollups of :mod:`healthscore.metrics.rollup` when
+    they are current and the events table otherwise, which costs one small query to
+    decide. Both give the same numbers, except that ``event_value`` adds the same
+    values in another order, so its last bits can differ.
+
+    All metrics but ``dau_mau`` and ``features_used`` come from one aggregate per
+    account. The daily active users of ``dau_mau`` need a second aggregate over the
+    last 30 days, and on the rollups ``features_used`` reads a table of its own.
 
     Parameters
     ----------
     store
-        The store to read ``events`` from.
+        The store to read ``events`` or the rollups from.
     end
         The exclusive period end.
     scope_ids
@@ -144,17 +242,20 @@ def event_metrics(
     ibis.Table
         ``account_id`` and one column per request key, one row per account in scope.
     """
-    window = _EventsAsOf(store, end)
-    aggregates: dict[str, ir.Value] = {}
+    source: _EventSource
+    if use_rollups(store, end):
+        source = _RollupAsOf(store, end)
+    else:
+        source = _EventsAsOf(store, end)
+    aggregates = _Aggregates()
     finishers: dict[str, _Finish] = {}
     for request in requests:
         builder = _BUILDERS[request.base]
-        finishers[request.key] = builder(window, request, aggregates)
+        finishers[request.key] = builder(source, request, aggregates)
 
-    events = window.table
-    per_account = events.group_by("account_id").aggregate(**aggregates)
+    per_account = _per_account(source, aggregates)
     if any(request.base == "dau_mau" for request in requests):
-        per_account = join_on_account(per_account, _user_days(window))
+        per_account = join_on_account(per_account, _user_days(source))
 
     finished = per_account.select(
         "account_id", **{key: finish(per_account) for key, finish in finishers.items()}
@@ -162,45 +263,63 @@ def event_metrics(
     return join_on_account(scope_ids, finished)
 
 
-def _user_days(window: _EventsAsOf) -> ir.Table:
+def _per_account(source: _EventSource, aggregates: _Aggregates) -> ir.Table:
+    """Aggregate per account with an event, the features joined on when separate.
+
+    An account with events but no row in the feature table gets 0 features.
+    """
+    main = aggregates.main
+    if source.feature_table is source.table:
+        main = {**main, **aggregates.features}
+    per_account = source.table.group_by("account_id").aggregate(**main)
+    if source.feature_table is source.table or not aggregates.features:
+        return per_account
+
+    features = source.feature_table.group_by("account_id").aggregate(
+        **aggregates.features
+    )
+    joined = join_on_account(per_account, features)
+    zeroed = {name: joined[name].coalesce(0) for name in aggregates.features}
+    return joined.mutate(**zeroed)
+
+
+def _user_days(source: _EventSource) -> ir.Table:
     """Count distinct (user, UTC day) pairs per account in the dau_mau window.
 
     The sum over days of daily distinct users equals this count.
     """
-    events = window.table
-    recent = events.filter(window.within(DAU_MAU_WINDOW_DAYS), events.user_id.notnull())
+    rows = source.table
+    recent = rows.filter(source.within(DAU_MAU_WINDOW_DAYS), rows.user_id.notnull())
     pairs = recent.select(
-        "account_id", "user_id", _day=window.day_of(DAU_MAU_WINDOW_DAYS)
+        "account_id", "user_id", _day=source.day_of(DAU_MAU_WINDOW_DAYS)
     ).distinct()
     return pairs.group_by("account_id").aggregate(_user_days=pairs.count())
 
 
 def _count(
-    window: _EventsAsOf, request: MetricRequest, aggregates: _Aggregates
+    source: _EventSource, request: MetricRequest, aggregates: _Aggregates
 ) -> _Finish:
-    events = window.table
     days = request.window_days or 0
     match request.base:
         case "event_count":
-            value = events.count(where=window.within(days))
+            aggregates.main[request.key] = source.count(source.within(days))
         case "active_users":
-            value = events.user_id.nunique(where=window.within(days))
+            users = source.table.user_id.nunique(where=source.within(days))
+            aggregates.main[request.key] = users
         case "active_days":
-            value = window.day_of(days).nunique()
+            aggregates.main[request.key] = source.day_of(days).nunique()
         case _:
-            value = events.feature.nunique(where=window.within(days))
-    aggregates[request.key] = value
+            aggregates.features[request.key] = source.features_within(days)
     return lambda table: table[request.key].cast("float64")
 
 
 def _event_value(
-    window: _EventsAsOf, request: MetricRequest, aggregates: _Aggregates
+    source: _EventSource, request: MetricRequest, aggregates: _Aggregates
 ) -> _Finish:
-    events = window.table
     days = request.window_days or 0
     total = f"_value_{days}"
-    aggregates[total] = events.value.sum(where=window.within(days))
-    aggregates["_value_rows"] = events.value.count()
+    aggregates.main[total] = source.value_sum(days)
+    aggregates.main["_value_rows"] = source.value_rows()
 
     def finish(table: ir.Table) -> ir.Value:
         has_values = table._value_rows > 0
@@ -210,13 +329,12 @@ def _event_value(
 
 
 def _event_trend(
-    window: _EventsAsOf, request: MetricRequest, aggregates: _Aggregates
+    source: _EventSource, request: MetricRequest, aggregates: _Aggregates
 ) -> _Finish:
-    events = window.table
     days = request.window_days or 0
     recent, earlier = f"_recent_{days}", f"_earlier_{days}"
-    aggregates[recent] = events.count(where=window.within(days))
-    aggregates[earlier] = events.count(where=window.before(days))
+    aggregates.main[recent] = source.count(source.within(days))
+    aggregates.main[earlier] = source.count(source.before(days))
 
     def finish(table: ir.Table) -> ir.Value:
         ratio = table[recent].cast("float64") / table[earlier].cast("float64")
@@ -226,11 +344,10 @@ def _event_trend(
 
 
 def _dau_mau(
-    window: _EventsAsOf, request: MetricRequest, aggregates: _Aggregates
+    source: _EventSource, request: MetricRequest, aggregates: _Aggregates
 ) -> _Finish:
-    events = window.table
-    aggregates["_monthly_users"] = events.user_id.nunique(
-        where=window.within(DAU_MAU_WINDOW_DAYS)
+    aggregates.main["_monthly_users"] = source.table.user_id.nunique(
+        where=source.within(DAU_MAU_WINDOW_DAYS)
     )
 
     def finish(table: ir.Table) -> ir.Value:
@@ -242,18 +359,17 @@ def _dau_mau(
 
 
 def _days_since(
-    window: _EventsAsOf, request: MetricRequest, aggregates: _Aggregates
+    source: _EventSource, request: MetricRequest, aggregates: _Aggregates
 ) -> _Finish:
     # Whole seconds are monotonic in time, so converting the latest (or earliest)
     # time of each account gives the same number as taking the maximum (or minimum)
     # of converted times, with one conversion per account instead of one per event.
-    occurred_at = window.table.occurred_at
     if request.base == "days_since_last_event":
-        name, value = "_last_at", occurred_at.max()
+        name, value = "_last_at", source.last_at()
     else:
-        name, value = "_first_at", occurred_at.min()
-    aggregates[name] = value
-    end_seconds = int(window.end.timestamp())
+        name, value = "_first_at", source.first_at()
+    aggregates.main[name] = value
+    end_seconds = int(source.end.timestamp())
     return lambda table: seconds_to_days(end_seconds - epoch_seconds(table[name]))
 
 

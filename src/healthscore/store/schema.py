@@ -185,5 +185,34 @@ TABLES: dict[str, sch.Schema] = {
             "note": "string",
         }
     ),
+    # Daily rollups of events, written by healthscore.metrics.rollup. Each row is a
+    # partial aggregate of one load, so a key can repeat across loads and readers add
+    # the rows up. day is the UTC day number, whole days since 1970-01-01.
+    "event_user_days": ibis.schema(
+        {
+            "load_id": "!string",
+            "account_id": "!string",
+            "user_id": "string",
+            "day": "!int64",
+            "events": "!int64",
+            "value_sum": "float64",
+            "value_count": "!int64",
+            "first_at": f"!{_UTC}",
+            "last_at": f"!{_UTC}",
+        }
+    ),
+    "event_feature_days": ibis.schema(
+        {
+            "load_id": "!string",
+            "account_id": "!string",
+            "feature": "!string",
+            "day": "!int64",
+            "events": "!int64",
+        }
+    ),
+    # Events per load_id that the rollups contain.
+    "rolled_up_loads": ibis.schema(
+        {"load_id": "!string", "events": "!int64", "rolled_at": f"!{_UTC}"}
+    ),
     "schema_info": ibis.schema({"schema_version": "!int64"}),
 }
