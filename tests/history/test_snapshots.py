@@ -157,3 +157,52 @@ def test_every_unknown_metric_listed(store):
         "components[0].measures[0].metric",
         "components[1].measures[0].metric",
     ]
+
+
+EVENT_PROFILE = """
+name: usage
+components:
+  - name: engagement
+    weight: 1
+    measures:
+      - metric: event_count_30d
+        linear: {worst: 0, best: 4}
+"""
+
+
+def test_score_snapshot_refreshes_event_rollups(store):
+    times = [dt.datetime(2024, 1, day, 12, tzinfo=dt.UTC) for day in (2, 20, 31)]
+    events = {
+        "event_key": ["e1", "e2", "e3"],
+        "account_id": ["a", "a", "b"],
+        "event_name": ["login"] * 3,
+        "occurred_at": times,
+        "load_id": ["events-1"] * 3,
+    }
+    store.insert("events", pa.table(events))
+
+    run = score_snapshot(store, parse_profile(EVENT_PROFILE), dt.date(2024, 1, 31))
+
+    loads = store.table("rolled_up_loads").to_pandas()
+    assert loads["load_id"].tolist() == ["events-1"]
+    assert loads["events"].tolist() == [3]
+    metrics = run.metrics.set_index("account_id")["event_count_30d"]
+    # The window of 30 days ending on 2024-01-31 starts on 2024-01-02.
+    assert metrics["a"] == 2
+    assert metrics["b"] == 1
+    assert math.isnan(metrics["c"])
+
+
+def test_score_snapshot_stores_numbers_and_text_apart(store):
+    score_snapshot(store, parse_profile(PROFILE), dt.date(2024, 1, 31))
+
+    stored = store.table("metric_snapshots").to_pyarrow().to_pylist()
+    rows = {(row["metric"], row["account_id"]): row for row in stored}
+
+    assert rows[("seats", "a")]["number_value"] == 50
+    assert rows[("seats", "a")]["text_value"] is None
+    assert rows[("seats", "c")]["number_value"] is None
+    assert rows[("seats", "c")]["text_value"] is None
+    assert rows[("plan", "a")]["text_value"] == "pro"
+    assert rows[("plan", "a")]["number_value"] is None
+    assert rows[("plan", "c")]["text_value"] is None

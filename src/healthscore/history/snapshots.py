@@ -25,6 +25,7 @@ from healthscore.metrics import (
     compute_metrics,
     resolve_metric,
 )
+from healthscore.metrics.rollup import refresh_rollups, rollups_enabled
 from healthscore.scoring import (
     HealthProfile,
     Measure,
@@ -148,7 +149,9 @@ def score_snapshot(
     profile
         The health profile to score with.
     as_of
-        Only data with a time up to the end of this UTC date is used.
+        Only data with a time up to the end of this UTC date is used. On a DuckDB
+        store the daily event rollups are brought up to date first, see
+        :func:`healthscore.metrics.rollup.refresh_rollups`.
     metrics_store
         The store to compute the metrics on, such as a Spark store from
         :mod:`healthscore.store.spark`. By default ``store``.
@@ -165,6 +168,8 @@ def score_snapshot(
     """
     source = store if metrics_store is None else metrics_store
     _check_profile_metrics(source, profile)
+    if rollups_enabled() and source.backend.name == "duckdb":
+        refresh_rollups(source)
     metrics = compute_metrics(
         source, as_of, profile.metrics, segments=profile.applies_to_segments
     )
@@ -210,61 +215,105 @@ def _store_profile(
     store.insert("profiles", pa.table(row))
 
 
-def _with_run_columns(frame: pd.DataFrame, run: ScoringRun) -> pd.DataFrame:
-    frame = frame.copy()
-    frame.insert(0, "run_id", run.run_id)
-    frame.insert(1, "as_of", run.as_of)
-    return frame
+def _run_table(
+    frame: pd.DataFrame, table: str, run: ScoringRun, **constants: object
+) -> pa.Table:
+    """Build the Arrow rows of a score table from ``frame`` and the run's columns.
 
-
-def _to_arrow(frame: pd.DataFrame, table: str) -> pa.Table:
+    ``run_id``, ``as_of`` and ``constants`` fill their columns with one value.
+    Other columns come from ``frame``, with NaN and None stored as null.
+    """
     schema = TABLES[table].to_pyarrow()
-    columns = {}
+    constants = {"run_id": run.run_id, "as_of": run.as_of, **constants}
+    columns = []
     for field in schema:
-        values = frame[field.name]
-        if pa.types.is_floating(field.type):
-            values = values.astype("float64")
-        elif pa.types.is_string(field.type):
-            values = values.astype(object).where(values.notna(), None)
-        columns[field.name] = pa.array(values, type=field.type, from_pandas=True)
-    return pa.table(columns, schema=schema)
+        if field.name in constants:
+            value = pa.scalar(constants[field.name], type=field.type)
+            columns.append(pa.repeat(value, len(frame)))
+        else:
+            columns.append(_arrow_column(frame[field.name], field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _arrow_column(values: pd.Series, arrow_type: pa.DataType) -> pa.Array:
+    if pa.types.is_floating(arrow_type):
+        return pa.array(values.to_numpy(np.float64), type=arrow_type, from_pandas=True)
+    return pa.array(values, type=arrow_type, from_pandas=True)
 
 
 def _store_run(store: Store, run: ScoringRun) -> None:
     result = run.result
-    scores = _with_run_columns(result.scores, run)
-    scores["profile_name"] = run.profile.name
-    scores["profile_hash"] = run.profile.hash
-    scores["computed_at"] = run.computed_at
-    store.insert("scores", _to_arrow(scores, "scores"))
-
-    components = _with_run_columns(result.components, run)
-    store.insert("score_components", _to_arrow(components, "score_components"))
-
-    measures = _with_run_columns(result.measures, run)
-    store.insert("score_measures", _to_arrow(measures, "score_measures"))
-
-    store.insert("metric_snapshots", _to_arrow(_metric_rows(run), "metric_snapshots"))
-
-
-def _metric_rows(run: ScoringRun) -> pd.DataFrame:
-    value_columns = [
-        c for c in run.metrics.columns if c not in ("account_id", "segment")
-    ]
-    long = run.metrics.melt(
-        id_vars=["account_id"],
-        value_vars=value_columns,
-        var_name="metric",
-        value_name="value",
+    scores = _run_table(
+        result.scores,
+        "scores",
+        run,
+        profile_name=run.profile.name,
+        profile_hash=run.profile.hash,
+        computed_at=run.computed_at,
     )
-    numeric = pd.to_numeric(long["value"], errors="coerce")
-    is_number = long["value"].map(
-        lambda v: isinstance(v, int | float | np.number) and not isinstance(v, bool)
+    store.insert("scores", scores)
+    components = _run_table(result.components, "score_components", run)
+    store.insert("score_components", components)
+    measures = _run_table(result.measures, "score_measures", run)
+    store.insert("score_measures", measures)
+    store.insert("metric_snapshots", _metric_rows(run))
+
+
+def _metric_rows(run: ScoringRun) -> pa.Table:
+    """Build the long-form metric rows: each metric's accounts in account order."""
+    metrics = run.metrics
+    names = [c for c in metrics.columns if c not in ("account_id", "segment")]
+    numbers, texts = [], []
+    for name in names:
+        number, text = _metric_values(metrics[name])
+        numbers.append(number)
+        texts.append(text)
+
+    long = pd.DataFrame(
+        {
+            "account_id": np.tile(metrics["account_id"].to_numpy(object), len(names)),
+            "metric": np.repeat(np.array(names, dtype=object), len(metrics)),
+            "number_value": _concat(numbers, np.float64),
+            "text_value": _concat(texts, object),
+        }
     )
-    long["number_value"] = numeric.where(is_number)
-    long["text_value"] = long["value"].where(~is_number & long["value"].notna())
-    long["text_value"] = long["text_value"].map(lambda v: None if v is None else str(v))
-    return _with_run_columns(long, run)
+    return _run_table(long, "metric_snapshots", run)
+
+
+def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+
+
+def _metric_values(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Split one metric column into number values and text values.
+
+    A float column contains numbers only. Elsewhere a value counts as a number when it
+    is an int or a float but not a bool, and any other value is stored as text.
+    """
+    if pd.api.types.is_float_dtype(column.dtype):
+        return column.to_numpy(np.float64), np.full(len(column), None, dtype=object)
+    values = column.to_numpy(object)
+    is_number = np.array(
+        [
+            isinstance(v, int | float | np.number) and not isinstance(v, bool)
+            for v in values
+        ],
+        dtype=bool,
+    )
+    numbers = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(np.float64)
+    numbers = np.where(is_number, numbers, np.nan)
+    texts = np.array(
+        [
+            None if n or _is_missing(v) else str(v)
+            for v, n in zip(values, is_number, strict=True)
+        ],
+        dtype=object,
+    )
+    return numbers, texts
+
+
+def _is_missing(value: object) -> bool:
+    return bool(pd.isna(value))
 
 
 def _newest_runs(
