@@ -10,6 +10,7 @@ the peak, and ``setup_rss_mb`` records the peak reached before the clock started
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -24,6 +25,11 @@ import duckdb
 
 from healthscore.history import score_snapshot
 from healthscore.ingest import ingest_file
+from healthscore.metrics.rollup import (
+    raw_event_metrics,
+    refresh_rollups,
+    rollups_enabled,
+)
 from healthscore.store import Store
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -88,18 +94,50 @@ def _duckdb_load(args: dict[str, Any]) -> _Timed:
     return timed
 
 
+def _metrics_from(args: dict[str, Any]) -> contextlib.AbstractContextManager[None]:
+    """Return the context that makes the event metrics read what ``args`` names.
+
+    ``"rollups"`` (the default) keeps the daily rollups, ``"raw_events"`` reads the
+    events table and skips refreshing the rollups.
+    """
+    source = args.get("metrics_from", "rollups")
+    if source == "raw_events":
+        return raw_event_metrics()
+    if source != "rollups":
+        raise ValueError(
+            f"metrics_from must be 'rollups' or 'raw_events'; got {source!r}"
+        )
+    return contextlib.nullcontext()
+
+
 def _increment(args: dict[str, Any]) -> _Timed:
     target = Path(args["store"])
     copy_store(Path(args["base_store"]), target)
     store = Store.open(target, create=False)
     as_of = dt.date.fromisoformat(args["as_of"])
+    with _metrics_from(args):
+        if rollups_enabled():
+            # The store as of the day before, with rollups as a daily job leaves them.
+            refresh_rollups(store)
 
     def timed() -> int:
-        loaded = ingest_file(store, "events", args["day_file"])
-        score_snapshot(store, scoring.event_profile(), as_of)
+        with _metrics_from(args):
+            loaded = ingest_file(store, "events", args["day_file"])
+            if rollups_enabled():
+                refresh_rollups(store)
+            score_snapshot(store, scoring.event_profile(), as_of)
         return loaded.accepted
 
     return timed
+
+
+def _bulk_insert_events(store: Store, path: str) -> None:
+    store.backend.raw_sql(
+        "INSERT INTO events (event_key, event_id, account_id, user_id, "
+        "event_name, feature, occurred_at, value, load_id) "
+        "SELECT event_id, event_id, account_id, user_id, event_name, feature, "
+        f"occurred_at, value, 'bench-bulk' FROM read_parquet('{path}')"
+    )
 
 
 def _full_recompute(args: dict[str, Any]) -> _Timed:
@@ -107,14 +145,14 @@ def _full_recompute(args: dict[str, Any]) -> _Timed:
     as_of = dt.date.fromisoformat(args["as_of"])
 
     def timed() -> int:
-        ingest_file(store, "accounts", args["accounts"])
-        store.backend.raw_sql(
-            "INSERT INTO events (event_key, event_id, account_id, user_id, "
-            "event_name, feature, occurred_at, value, load_id) "
-            "SELECT event_id, event_id, account_id, user_id, event_name, feature, "
-            f"occurred_at, value, 'bench-bulk' FROM read_parquet('{args['events']}')"
-        )
-        score_snapshot(store, scoring.event_profile(), as_of)
+        with _metrics_from(args):
+            ingest_file(store, "accounts", args["accounts"])
+            _bulk_insert_events(store, args["events"])
+            # The bulk insert writes no loads row. refresh_rollups reads the load
+            # ids from the events, so it builds the rollups of every event here.
+            if rollups_enabled():
+                refresh_rollups(store)
+            score_snapshot(store, scoring.event_profile(), as_of)
         return int(store.table("events").count().to_pyarrow().as_py())
 
     return timed
