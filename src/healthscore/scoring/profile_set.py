@@ -1,7 +1,7 @@
 """Profile sets: several health profiles, each chosen for an account by rules.
 
 A profile set is a YAML file that lists profiles in the order they are tried. Each
-entry names a profile file (relative to the set file's folder) or holds a profile
+entry names a profile file (relative to the set file's folder) or contains a profile
 inline, and a ``when`` rule. An account gets the profile of the first entry whose rule
 it matches, and the last entry, which has no ``when``, takes every other account::
 
@@ -798,7 +798,7 @@ def _is_in(column: pd.Series, names: tuple[str, ...]) -> np.ndarray:
 def _in_range(
     values: np.ndarray, at_least: float | None, below: float | None
 ) -> np.ndarray:
-    """Return which values lie in ``[at_least, below)``; NaN lies in no range."""
+    """Return which values lie in ``[at_least, below)``. NaN is in no range."""
     mask = ~np.isnan(values)
     with np.errstate(invalid="ignore"):
         if at_least is not None:
