@@ -1019,16 +1019,18 @@ def _assigned_names(
             f"assignments name accounts more than once: {list(repeated[:5])!r}. "
             "Pass one profile name per account, as assign_profiles returns them."
         )
-    names = frame["account_id"].map(assignments).to_numpy(dtype=object)
+    names = frame["account_id"].map(assignments).to_numpy(dtype=object, copy=True)
+    missing = pd.isna(names)
     known = {profile.name for profile in profile_set.profiles}
-    unknown = sorted({name for name in names if not pd.isna(name)} - known)
+    unknown = sorted(set(pd.unique(names[~missing])) - known)
     if unknown:
         raise InputDataError(
             f"assignments name profiles {unknown!r}, which are not in profile set "
             f"{profile_set.name!r} (profiles {sorted(known)!r}). Assign profiles "
             "with assign_profiles and the same set."
         )
-    return np.where(pd.isna(names), None, names)
+    names[missing] = None
+    return names
 
 
 def _combine_results(
@@ -1053,7 +1055,8 @@ def _combine_results(
             # A shallow copy, so inserting the column leaves ``results`` unchanged.
             piece = getattr(result, table).copy(deep=False)
             rows_per_account = len(piece) // max(len(positions), 1)
-            piece.insert(1, "profile", pd.Series([profile.name] * len(piece)))
+            names = np.repeat(np.array([profile.name], dtype=object), len(piece))
+            piece.insert(1, "profile", pd.Series(names, dtype=object, copy=False))
             pieces.append(piece)
             order.append(np.repeat(positions, rows_per_account))
         tables[table] = _in_account_order(pieces, order)
@@ -1074,6 +1077,9 @@ def _in_account_order(
     pieces: list[pd.DataFrame], order: list[np.ndarray]
 ) -> pd.DataFrame:
     """Concatenate ``pieces`` and sort rows stably by their account's position."""
+    if len(pieces) == 1:
+        # One profile scored every account, so its rows are already in order.
+        return pieces[0]
     combined = pd.concat(pieces, ignore_index=True, sort=False)
     positions = np.concatenate(order) if order else np.array([], dtype=np.int64)
     rows = np.argsort(positions, kind="stable")
