@@ -1078,7 +1078,7 @@ def _in_account_order(
 ) -> pd.DataFrame:
     """Concatenate ``pieces`` and sort rows stably by their account's position."""
     if len(pieces) == 1:
-        # One profile scored every account, so its rows are already in order.
+        # Only one profile scored accounts, so its rows are already in account order.
         return pieces[0]
     combined = pd.concat(pieces, ignore_index=True, sort=False)
     positions = np.concatenate(order) if order else np.array([], dtype=np.int64)
