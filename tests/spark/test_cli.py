@@ -217,6 +217,17 @@ def test_read_empty_spark_database_warns(spark):
     assert "No stored scores match" in result.output
 
 
+def test_score_missing_spark_database_exits_6(spark, tmp_path):
+    store = tmp_path / "snapshots.duckdb"
+    options = ["--backend", "spark", "--spark-master", "local[2]"]
+
+    result = run(*score_args(store, *options, "--spark-database", "hs_cli_missing"))
+
+    assert result.exit_code == 6
+    assert "Spark database 'hs_cli_missing' not found" in result.output
+    assert not store.exists()
+
+
 def test_read_missing_spark_database_exits_6(spark):
     result = run("accounts", "--store", "spark://local[2]/hs_cli_missing")
 

@@ -133,25 +133,34 @@ def spark_options(
 
 
 def score_on_spark(
-    store: Store, profile: HealthProfile, as_of: dt.date, options: SparkOptions
+    store_path: str | None,
+    profile: HealthProfile,
+    as_of: dt.date,
+    options: SparkOptions,
 ) -> ScoringRun:
-    """Compute the metrics on Spark, score them and store the snapshot in ``store``.
+    """Compute the metrics on Spark, score them and store the snapshot in DuckDB.
 
-    Without a database the metric input tables of ``store`` are copied into the
-    Spark session first. A spinner shows each step on stderr.
+    Without a database the DuckDB store must exist, and its metric input tables are
+    copied into the Spark session. With a database the DuckDB store is opened, and
+    created if needed, only once Spark has found the database. A spinner shows
+    each step on stderr.
     """
+    copy_inputs = options.database is None
     with ExitStack() as stack:
+        if copy_inputs:
+            store = stack.enter_context(open_store(store_path, create=False))
         status = stack.enter_context(
             error_console.status(f"Starting Spark on {options.master} ...")
         )
         session = stack.enter_context(spark_session(options.master, **CLI_SPARK_CONF))
         _set_spark_log_level(session)
         spark_store = open_spark_store(session, database=options.database)
-        if options.database is None:
+        if copy_inputs:
             status.update("Copying the input tables to Spark ...")
             copy_tables(store, spark_store, METRIC_INPUT_TABLES)
         else:
             _warn_missing_tables(spark_store, SCORING_INPUT_TABLES)
+            store = stack.enter_context(open_store(store_path, create=True))
 
         status.update(f"Scoring accounts as of {as_of} on Spark ...")
         return score_snapshot(store, profile, as_of, metrics_store=spark_store)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections.abc import Sequence
 from enum import StrEnum
@@ -32,7 +31,6 @@ from healthscore.cli._common import (
 )
 from healthscore.cli._spark import (
     SCORE_TABLES,
-    SparkOptions,
     check_score_store,
     open_read_store,
     score_on_spark,
@@ -53,7 +51,6 @@ from healthscore.scoring import (
     load_profile,
     round_contributions,
 )
-from healthscore.store import Store
 
 ProfileOption = Annotated[
     Path | None,
@@ -145,23 +142,18 @@ def score(
     options = spark_options(backend.value, spark_master, spark_database)
     chosen = load_profile(profile or DEFAULT_PROFILE)
     date = check_scoring_date(parse_date(as_of) or today_utc())
-    create = options is not None and options.database is not None
-    with open_store(store, create=create) as opened:
-        run = _score(opened, chosen, date, options)
-        print_run_summary(run)
+    if options is None:
+        with open_store(store, create=False) as opened:
+            with error_console.status(f"Scoring accounts as of {date} ..."):
+                run = score_snapshot(opened, chosen, date)
+    else:
+        run = score_on_spark(store, chosen, date, options)
+
+    print_run_summary(run)
     if options is not None:
         console.print(options.describe(), highlight=False)
     if run.result.scores.empty:
         _explain_empty_run(chosen)
-
-
-def _score(
-    store: Store, profile: HealthProfile, date: dt.date, options: SparkOptions | None
-) -> ScoringRun:
-    if options is not None:
-        return score_on_spark(store, profile, date, options)
-    with error_console.status(f"Scoring accounts as of {date} ..."):
-        return score_snapshot(store, profile, date)
 
 
 def _explain_empty_run(profile: HealthProfile) -> None:
