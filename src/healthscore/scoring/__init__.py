@@ -27,6 +27,23 @@ from healthscore.scoring.profile import (
     load_profile,
     parse_profile,
 )
+from healthscore.scoring.profile_diff import (
+    NOT_SCORED,
+    AucComparison,
+    ProfileDiff,
+    diff_profiles,
+)
+from healthscore.scoring.profile_set import (
+    AssignmentRule,
+    ProfileSet,
+    ProfileSetEntry,
+    ProfileSetScores,
+    as_profile_set,
+    assign_profiles,
+    load_profile_set,
+    parse_profile_set,
+    score_profile_set,
+)
 from healthscore.scoring.schemes import (
     CategoryScheme,
     LinearScheme,
@@ -37,10 +54,13 @@ from healthscore.scoring.schemes import (
 
 __all__ = [
     "DEFAULT_BANDS",
+    "NOT_SCORED",
     "UNKNOWN_BAND",
+    "AssignmentRule",
     "Attribution",
     "AttributionPart",
     "AttributionStatus",
+    "AucComparison",
     "Band",
     "CategoryScheme",
     "Component",
@@ -49,14 +69,24 @@ __all__ = [
     "Measure",
     "PartKind",
     "PercentileScheme",
+    "ProfileDiff",
+    "ProfileSet",
+    "ProfileSetEntry",
+    "ProfileSetScores",
     "Scheme",
     "ScoreInputs",
     "ScoreResult",
     "ThresholdScheme",
+    "as_profile_set",
+    "assign_profiles",
     "attribute_change",
     "attribute_changes",
+    "diff_profiles",
     "load_profile",
+    "load_profile_set",
     "parse_profile",
+    "parse_profile_set",
     "round_contributions",
     "score_accounts",
+    "score_profile_set",
 ]
