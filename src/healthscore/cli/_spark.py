@@ -170,9 +170,9 @@ def score_on_spark(
 def open_read_store(path: str | None, *, tables: Sequence[str]) -> Iterator[Store]:
     """Open a DuckDB store that must exist, or a ``spark://`` store, for reading.
 
-    A Spark store starts Spark with a spinner and stops it on exit. Each of
-    ``tables`` that the Spark database lacks is named in a warning, because the
-    store reads it as empty.
+    A Spark store starts Spark and stops it on exit, with a spinner on stderr
+    until then. Each of ``tables`` that the Spark database lacks is named in a
+    warning, because the store reads it as empty.
     """
     if path is None or not is_spark_url(path):
         with open_store(path, create=False) as store:
@@ -181,13 +181,15 @@ def open_read_store(path: str | None, *, tables: Sequence[str]) -> Iterator[Stor
 
     location = parse_spark_url(path)
     with ExitStack() as stack:
-        with error_console.status(f"Starting Spark on {location.master} ..."):
-            session = stack.enter_context(
-                spark_session(location.master, **CLI_SPARK_CONF)
-            )
-            _set_spark_log_level(session)
-            store = open_spark_store(session, database=location.database)
+        status = stack.enter_context(
+            error_console.status(f"Starting Spark on {location.master} ...")
+        )
+        session = stack.enter_context(spark_session(location.master, **CLI_SPARK_CONF))
+        _set_spark_log_level(session)
+        store = open_spark_store(session, database=location.database)
         _warn_missing_tables(store, tables)
+
+        status.update("Reading the store on Spark ...")
         yield store
 
 
