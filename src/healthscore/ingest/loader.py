@@ -64,6 +64,14 @@ import pyarrow.compute as pc
 import sqlglot as sg
 
 from healthscore.exceptions import ConfigError
+from healthscore.ingest.fast import DuckDBLoad, FastSource, open_fast_source
+from healthscore.ingest.keys import (
+    FIELD_SEPARATOR,
+    KEY_COLUMNS,
+    SOURCE_IDS,
+    STORE_TABLES,
+    row_text,
+)
 from healthscore.ingest.mapping import ENTITIES, ENTITY_TARGETS, ColumnMapping
 from healthscore.ingest.readers import RawTable, RejectedRow, SourceFile, open_source
 from healthscore.ingest.seen import SeenKeys, arrow_relation
@@ -81,30 +89,12 @@ logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
 
-STORE_TABLES = {
-    "accounts": "accounts",
-    "users": "users",
-    "events": "events",
-    "surveys": "survey_responses",
-    "tickets": "tickets",
-}
-SOURCE_IDS = {"events": "event_id", "surveys": "response_id", "tickets": "ticket_id"}
-KEY_COLUMNS = {
-    "accounts": "account_id",
-    "users": "user_id",
-    "events": "event_key",
-    "surveys": "response_key",
-    "tickets": "ticket_key",
-}
 # Rows read, validated and written at a time, unless the caller passes batch_rows.
 BATCH_ROWS = 500_000
 # Rows per insert statement; the progress callback runs after each.
 CHUNK_ROWS = 100_000
 # Keys per DELETE statement when replacing changed accounts or users.
 DELETE_BATCH = 1_000
-
-_FIELD_SEPARATOR = "\x1f"
-_NULL_TEXT = "\x00"
 
 
 @dataclass(frozen=True)
@@ -163,7 +153,7 @@ class _Progress:
 
     def __init__(self, callback: ProgressCallback | None, total: int) -> None:
         self._callback = callback
-        self._total = total
+        self.total = total
         self._done = 0
         self._started = False
 
@@ -178,13 +168,18 @@ class _Progress:
         self._done += rows
         self._report()
 
+    def write_first(self, rows: int) -> None:
+        """Report the start if nothing was reported yet, then count written rows."""
+        self.skip(0)
+        self.write(rows)
+
     def finish(self) -> None:
-        self._done = self._total
+        self._done = self.total
         self._report()
 
     def _report(self) -> None:
         if self._callback is not None:
-            self._callback(self._done, self._total)
+            self._callback(self._done, self.total)
 
 
 def ingest_file(
@@ -251,6 +246,13 @@ def ingest_file(
         )
     mapping = mapping or ColumnMapping()
     path = Path(path)
+    fast = open_fast_source(entity, path, mapping)
+    if fast is not None:
+        outcome = _load_in_duckdb(store, entity, fast, mapping, progress, batch_rows)
+        if outcome is not None:
+            _log_result(*outcome)
+            return outcome[0]
+
     source = open_source(path, mapping)
     try:
         resolved = resolve_mapping(
@@ -288,12 +290,65 @@ def _load(
         _load_batch(store, entity, raw, resolved, load_id, seen, totals, report, last)
     seen.drop()
 
+    return _finish(
+        store, entity, source.path, source.sha256, source.rows_read, resolved,
+        load_id, totals, report,
+    )  # fmt: skip
+
+
+def _load_in_duckdb(
+    store: Store,
+    entity: str,
+    source: FastSource,
+    mapping: ColumnMapping,
+    progress: ProgressCallback | None,
+    batch_rows: int,
+) -> tuple[IngestResult, bool] | None:
+    """Load ``source`` with SQL; return ``None`` if it needs the batch path.
+
+    Returns the result and whether the load repeats an earlier one, as
+    :func:`_load` does. Nothing is written when it returns ``None``.
+    """
+    resolved = resolve_mapping(entity, source.columns, mapping, source.path)
+    load_id = uuid.uuid4().hex
+    load = DuckDBLoad(store.backend.con, source, resolved, load_id)
+    with store.transaction():
+        report = _Progress(progress, source.rows)
+        if not load.run(min(batch_rows, CHUNK_ROWS), CHUNK_ROWS, report.write_first):
+            return None
+        report.total = load.rows_read
+        report.skip(len(load.rejected) + load.duplicates)
+        totals = _Totals(
+            rejected=load.rejected,
+            accepted=load.accepted,
+            duplicates=load.duplicates,
+            updated=load.updated,
+            unknown_accounts=load.unknown_accounts,
+        )
+        return _finish(
+            store, entity, source.path, source.sha256, load.rows_read, resolved,
+            load_id, totals, report,
+        )  # fmt: skip
+
+
+def _finish(
+    store: Store,
+    entity: str,
+    path: Path,
+    sha256: str,
+    rows_read: int,
+    resolved: ResolvedMapping,
+    load_id: str,
+    totals: _Totals,
+    report: _Progress,
+) -> tuple[IngestResult, bool]:
+    """Write the quarantine rows and the ``loads`` row, unless the load is a repeat."""
     rejected = sorted(totals.rejected, key=lambda row: row.row_number)
     result = IngestResult(
         load_id=load_id,
         entity=entity,
-        source=str(source.path.resolve()),
-        rows_read=source.rows_read,
+        source=str(path.resolve()),
+        rows_read=rows_read,
         accepted=totals.accepted,
         rejected=len(rejected),
         duplicates=totals.duplicates,
@@ -303,13 +358,13 @@ def _load(
     )
     earlier = None
     if result.accepted == 0:
-        earlier = _earlier_same_load(store, entity, source.sha256, rejected)
+        earlier = _earlier_same_load(store, entity, sha256, rejected)
     if earlier is not None:
         report.finish()
         return dataclasses.replace(result, load_id=earlier), True
 
     store.insert("quarantine", _quarantine_table(rejected, result))
-    store.insert("loads", _loads_table(result, source.sha256))
+    store.insert("loads", _loads_table(result, sha256))
     report.finish()
     return dataclasses.replace(result, unknown_accounts=totals.unknown_accounts), False
 
@@ -448,24 +503,13 @@ def _count_unknown_accounts(store: Store, entity: str, written: pa.Table) -> int
     return int(counted.column("n")[0].as_py())
 
 
-def _row_text(table: pa.Table, names: list[str]) -> pd.Series:
-    """Return each row's values joined as text, the same for stored and new rows."""
-    if table.num_rows == 0:
-        return pd.Series([], dtype="object")
-    parts = [pc.cast(table.column(name), pa.string()) for name in names]
-    joined = pc.binary_join_element_wise(
-        *parts, _FIELD_SEPARATOR, null_handling="replace", null_replacement=_NULL_TEXT
-    )
-    return pd.Series(joined.to_pylist(), dtype="object")
-
-
 def _attribute_text(attributes: pa.Table, groups: list[object]) -> dict[object, str]:
     """Return the attributes joined as text per group (a row or an account)."""
     frame = pd.DataFrame(
         {
             "group": pd.Series(groups, dtype="object"),
             "name": attributes.column("name").to_pylist(),
-            "text": _row_text(
+            "text": row_text(
                 attributes, ["name", "kind", "number_value", "text_value"]
             ),
         }
@@ -489,7 +533,7 @@ def _fingerprints(
     without it, attributes belong to the row with their ``account_id``.
     """
     names = [target.name for target in ENTITY_TARGETS[entity]]
-    text = _row_text(table, names)
+    text = row_text(table, names)
     if attributes is None or attributes.num_rows == 0:
         return text
     if attribute_rows is None:
@@ -566,7 +610,7 @@ def _keys(entity: str, table: pa.Table, text: pd.Series, seen: SeenKeys) -> pd.S
     earlier = without_id.map(seen.hashed_counts(without_id)).fillna(0)
     occurrence = without_id.groupby(without_id).cumcount() + earlier.astype("int64")
     keys[without_id.index] = [
-        hashlib.sha256(f"{row}{_FIELD_SEPARATOR}{n}".encode()).hexdigest()
+        hashlib.sha256(f"{row}{FIELD_SEPARATOR}{n}".encode()).hexdigest()
         for row, n in zip(without_id.tolist(), occurrence.tolist(), strict=True)
     ]
     return keys
