@@ -76,7 +76,6 @@ class _EventsAsOf:
     def __init__(self, store: Store, end: dt.datetime) -> None:
         events = store.table("events")
         self.table = events.filter(events.occurred_at < timestamp_literal(end))
-        self.feature_table = self.table
         self.end = end
 
     def within(self, days: int) -> ir.BooleanValue:
@@ -143,6 +142,7 @@ class _RollupAsOf:
         self.table = user_days.filter(user_days.day < self.end_day)
         feature_days = store.table("event_feature_days")
         self.feature_table = feature_days.filter(feature_days.day < self.end_day)
+        self.feature_window_days = 0
         self.end = end
 
     def within(self, days: int, table: ir.Table | None = None) -> ir.BooleanValue:
@@ -165,8 +165,14 @@ class _RollupAsOf:
 
     def features_within(self, days: int) -> ir.IntegerValue:
         """Count the distinct features of the last ``days`` days."""
+        self.feature_window_days = max(self.feature_window_days, days)
         within = self.within(days, self.feature_table)
         return self.feature_table.feature.nunique(where=within)
+
+    def feature_rows(self) -> ir.Table:
+        """Return the feature rows of the longest window that a metric requested."""
+        table = self.feature_table
+        return table.filter(self.within(self.feature_window_days, table))
 
     def value_sum(self, days: int) -> ir.FloatingValue:
         """Add up the event values of the last ``days`` days."""
@@ -218,8 +224,8 @@ def event_metrics(
     """Compute the requested event metrics for every account in scope.
 
     The metrics read the daily rollups of :mod:`healthscore.metrics.rollup` when
-    they are current and the events table otherwise, which costs one small query to
-    decide. Both give the same numbers, except that ``event_value`` adds the same
+    they are current and the events table otherwise. Deciding runs three small
+    queries. Both give the same numbers, except that ``event_value`` adds the same
     values in another order, so its last bits can differ.
 
     All metrics but ``dau_mau`` and ``features_used`` come from one aggregate per
@@ -264,20 +270,20 @@ def event_metrics(
 
 
 def _per_account(source: _EventSource, aggregates: _Aggregates) -> ir.Table:
-    """Aggregate per account with an event, the features joined on when separate.
+    """Aggregate per account with an event.
 
-    An account with events but no row in the feature table gets 0 features.
+    On the rollups the feature counts come from their own table, and an account
+    with events but no row there gets 0 features.
     """
-    main = aggregates.main
-    if source.feature_table is source.table:
-        main = {**main, **aggregates.features}
-    per_account = source.table.group_by("account_id").aggregate(**main)
-    if source.feature_table is source.table or not aggregates.features:
-        return per_account
+    if isinstance(source, _EventsAsOf):
+        main = {**aggregates.main, **aggregates.features}
+        return source.table.group_by("account_id").aggregate(**main)
 
-    features = source.feature_table.group_by("account_id").aggregate(
-        **aggregates.features
-    )
+    per_account = source.table.group_by("account_id").aggregate(**aggregates.main)
+    if not aggregates.features:
+        return per_account
+    rows = source.feature_rows()
+    features = rows.group_by("account_id").aggregate(**aggregates.features)
     joined = join_on_account(per_account, features)
     zeroed = {name: joined[name].coalesce(0) for name in aggregates.features}
     return joined.mutate(**zeroed)
@@ -304,13 +310,22 @@ def _count(
         case "event_count":
             aggregates.main[request.key] = source.count(source.within(days))
         case "active_users":
-            users = source.table.user_id.nunique(where=source.within(days))
-            aggregates.main[request.key] = users
+            return _users_within(source, days, aggregates)
         case "active_days":
             aggregates.main[request.key] = source.day_of(days).nunique()
         case _:
             aggregates.features[request.key] = source.features_within(days)
     return lambda table: table[request.key].cast("float64")
+
+
+def _users_within(source: _EventSource, days: int, aggregates: _Aggregates) -> _Finish:
+    """Count the distinct users of the last ``days`` days, once per window.
+
+    ``active_users`` and ``dau_mau`` share the count of the same window.
+    """
+    name = f"_users_{days}"
+    aggregates.main[name] = source.table.user_id.nunique(where=source.within(days))
+    return lambda table: table[name].cast("float64")
 
 
 def _event_value(
@@ -346,14 +361,12 @@ def _event_trend(
 def _dau_mau(
     source: _EventSource, request: MetricRequest, aggregates: _Aggregates
 ) -> _Finish:
-    aggregates.main["_monthly_users"] = source.table.user_id.nunique(
-        where=source.within(DAU_MAU_WINDOW_DAYS)
-    )
+    monthly_users = _users_within(source, DAU_MAU_WINDOW_DAYS, aggregates)
 
     def finish(table: ir.Table) -> ir.Value:
         daily_mean = table._user_days.cast("float64") / DAU_MAU_WINDOW_DAYS
-        ratio = daily_mean / table._monthly_users.cast("float64")
-        return ibis.ifelse(table._monthly_users > 0, ratio, _NULL_FLOAT)
+        users = monthly_users(table)
+        return ibis.ifelse(users > 0, daily_mean / users, _NULL_FLOAT)
 
     return finish
 
