@@ -47,6 +47,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# DuckDB 1.5.6 inserts the record batches of an Arrow table on several threads, but
+# one batch on one thread. On 2 cores, 579,198 score_measures rows took about 0.6 s
+# in batches of this size and 1.1 s as one batch.
+_INSERT_BATCH_ROWS = 131_072
+
 
 @dataclass(frozen=True)
 class ScoringRun:
@@ -232,7 +237,9 @@ def _run_table(
             columns.append(pa.repeat(value, len(frame)))
         else:
             columns.append(_arrow_column(frame[field.name], field.type))
-    return pa.Table.from_arrays(columns, schema=schema)
+    rows = pa.Table.from_arrays(columns, schema=schema)
+    batches = rows.to_batches(max_chunksize=_INSERT_BATCH_ROWS)
+    return pa.Table.from_batches(batches, schema=schema)
 
 
 def _arrow_column(values: pd.Series, arrow_type: pa.DataType) -> pa.Array:
