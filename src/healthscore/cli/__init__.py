@@ -11,9 +11,11 @@ from healthscore.cli._common import configure_logging
 from healthscore.cli.demo import demo
 from healthscore.cli.export import export_app
 from healthscore.cli.ingest import ingest, quarantine
+from healthscore.cli.profile import profile_app
 from healthscore.cli.report import report
 from healthscore.cli.scores import accounts, explain, score
 from healthscore.cli.simulate import simulate
+from healthscore.cli.why import why
 
 __all__ = ["app", "main"]
 
@@ -21,7 +23,8 @@ app = typer.Typer(
     name="healthscore",
     help="Customer health scores that are explained and checked against real churn.\n\n"
     "Typical flow: ingest accounts and events, score, then list, explain, export "
-    "or report. `healthscore demo` runs it all on bundled real data.",
+    "or report. `profile diff` previews a profile change, and `why` explains a score "
+    "change between two dates. `healthscore demo` runs it all on bundled real data.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
@@ -59,6 +62,8 @@ app.command()(quarantine)
 app.command()(score)
 app.command()(accounts)
 app.command()(explain)
+app.command()(why)
+app.add_typer(profile_app, name="profile")
 app.add_typer(export_app, name="export")
 app.command()(report)
 app.command()(simulate)
