@@ -121,6 +121,11 @@ def step_arguments(dataset: Dataset, work: Path) -> dict[str, dict[str, Any]]:
     }
     return {
         "score_healthscore": {"inputs": score_inputs, "as_of": as_of},
+        "score_healthscore_raw_events": {
+            "inputs": score_inputs,
+            "as_of": as_of,
+            "metrics_from": "raw_events",
+        },
         "score_sql": {"inputs": score_inputs, "as_of": as_of},
         "score_pandas": {"inputs": [accounts, str(dataset.events)], "as_of": as_of},
         "ingest_parquet_healthscore": {**ingest, "file": str(dataset.ingest_parquet)},
@@ -181,6 +186,10 @@ def ratios(results: dict[str, dict[str, Any]]) -> dict[str, float]:
         / seconds("score_sql"),
         "score_pandas_over_healthscore": seconds("score_pandas")
         / seconds("score_healthscore"),
+        "score_healthscore_raw_events_over_sql": seconds("score_healthscore_raw_events")
+        / seconds("score_sql"),
+        "score_pandas_over_healthscore_raw_events": seconds("score_pandas")
+        / seconds("score_healthscore_raw_events"),
         "ingest_parquet_rate_healthscore_over_duckdb": rate(
             "ingest_parquet_healthscore"
         )

@@ -45,7 +45,8 @@ _Timed = Callable[[], int]
 
 def _score(args: dict[str, Any], run: Callable[..., Any]) -> _Timed:
     def timed() -> int:
-        return len(run(*args["inputs"], dt.date.fromisoformat(args["as_of"])))
+        with _metrics_from(args):
+            return len(run(*args["inputs"], dt.date.fromisoformat(args["as_of"])))
 
     return timed
 
