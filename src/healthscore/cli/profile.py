@@ -263,7 +263,7 @@ class ChurnOutcomes:
         if self.churned_undated:
             text += (
                 f" {self.churned_undated:,} accounts are marked churned with no "
-                "churned_at date; they count as churned, though some may have left "
+                "churned_at date. They count as churned, though some may have left "
                 f"before {as_of}."
             )
         return text

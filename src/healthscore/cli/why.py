@@ -114,7 +114,7 @@ def _print_header(
     )
     console.print(
         f"Profile {_describe_profile(attribution.profile_before, before)} -> "
-        f"{_describe_profile(attribution.profile_after, after)}; coverage "
+        f"{_describe_profile(attribution.profile_after, after)}, coverage "
         f"{attribution.coverage_before:.0%} -> {attribution.coverage_after:.0%}.",
         highlight=False,
     )
@@ -164,11 +164,11 @@ def _parts_table(
     """Build the table: the score before, one row per part, the score after."""
     values = _metric_values(attribution, inputs_before, inputs_after)
     table = Table(show_footer=True)
-    table.add_column("part", footer=f"score as of {after.as_of}", no_wrap=True)
+    table.add_column("part", footer="score after", no_wrap=True)
     table.add_column("component", no_wrap=True)
-    table.add_column("measure", overflow="fold", min_width=8)
+    table.add_column("measure", overflow="fold", min_width=12)
     table.add_column("value before -> after", overflow="fold", min_width=10)
-    table.add_column("points before -> after", justify="right", no_wrap=True)
+    table.add_column("points", justify="right", no_wrap=True)
     table.add_column(
         "amount",
         footer=_score_text(attribution.score_after),
@@ -176,14 +176,8 @@ def _parts_table(
         no_wrap=True,
     )
 
-    table.add_row(
-        f"score as of {before.as_of}",
-        "",
-        "",
-        "",
-        "",
-        _score_text(attribution.score_before),
-    )
+    before_score = _score_text(attribution.score_before)
+    table.add_row("score before", "", "", "", "", before_score)
     table.add_section()
     amounts = attribution.rounded(_DIGITS)
     for part, amount in zip(attribution.parts, amounts, strict=True):
@@ -205,6 +199,11 @@ def _part_cells(
             f"{_describe_profile(before.profile_name, before)} -> "
             f"{_describe_profile(after.profile_name, after)}"
         )
+        if part.kind is PartKind.PROFILE_VERSION:
+            change = (
+                f"{before.profile_hash[:_HASH_CHARACTERS]} -> "
+                f"{after.profile_hash[:_HASH_CHARACTERS]}"
+            )
         return [str(part.kind), "", "", change, "", _signed(amount)]
     if part.kind is PartKind.ROUNDING:
         return [str(part.kind), "", "", "", "", _signed(amount)]

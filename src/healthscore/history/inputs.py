@@ -155,7 +155,7 @@ def _run_not_found(
             key=account_id or as_of.isoformat(),
         )
     return NotFoundError(
-        f"no stored score{subject} as of {as_of.isoformat()}; the stored dates are "
+        f"no stored score{subject} as of {as_of.isoformat()}. The stored dates are "
         f"{_describe_dates(dates)}. Pick one of them, or score that date with "
         f"`healthscore score --as-of {as_of.isoformat()}`.",
         key=account_id or as_of.isoformat(),
