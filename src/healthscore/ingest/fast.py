@@ -453,7 +453,7 @@ class DuckDBLoad:
             if not self._insert_rows(batch_rows, chunk_rows, written):
                 self._delete_load()
                 return False
-            self._insert_hashed(batch_rows)
+            self._insert_hashed()
             if not self._drop_in_file_duplicates():
                 self._delete_load()
                 return False
@@ -790,7 +790,7 @@ class DuckDBLoad:
             relation.create(name)
             self._created.append(_quote(name))
 
-    def _insert_hashed(self, batch_rows: int) -> None:
+    def _insert_hashed(self) -> None:
         """Insert the rows without a source id, keyed by the hash of their text.
 
         A row's key hashes its text and the number of rows with the same text
@@ -799,15 +799,18 @@ class DuckDBLoad:
         name = _quote(f"_hs_without_id_{self._load_id}")
         if name not in self._created:
             return
+        names = [field.name for field in self._schema]
+        values = ", ".join(
+            "_hs_key" if field == self._key else self._store_value(field)
+            for field in names
+        )
         separator = _literal(FIELD_SEPARATOR)
-        reader = self._connection.execute(
-            f"SELECT * EXCLUDE (_hs_text), sha256(_hs_text || {separator} || "
+        self._connection.execute(
+            f"INSERT INTO {self._table} ({', '.join(_quote(n) for n in names)}) "
+            f"SELECT {values} FROM (SELECT *, sha256(_hs_text || {separator} || "
             "CAST(row_number() OVER (PARTITION BY _hs_text ORDER BY _hs_row_number) "
-            f"- 1 AS VARCHAR)) AS _hs_key FROM {name} ORDER BY _hs_row_number"
-        ).fetch_record_batch(batch_rows)
-        for batch in reader:
-            rows = pa.Table.from_batches([batch])
-            self._insert(self._store_rows(rows, rows.column("_hs_key")))
+            f"- 1 AS VARCHAR)) AS _hs_key FROM {name})"
+        )
 
     def _drop_in_file_duplicates(self) -> bool:
         """Keep one row per key; return false if a key repeats with other values.

@@ -315,7 +315,9 @@ def _load_in_duckdb(
     with store.transaction():
         report = _Progress(progress, source.rows)
         if not load.run(min(batch_rows, CHUNK_ROWS), CHUNK_ROWS, report.write_first):
+            logger.debug("%s needs the batch path", source.path)
             return None
+        logger.debug("loaded %s with DuckDB SQL", source.path)
         report.total = load.rows_read
         report.skip(len(load.rejected) + load.duplicates)
         totals = _Totals(
