@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from healthscore.evaluation import churn_rate_by_band, roc_auc
+# A module import, because healthscore.evaluation imports the scoring package
+# and may be the module being imported when this one loads.
+import healthscore.evaluation as evaluation
 from healthscore.exceptions import ConfigError, InputDataError
 from healthscore.scoring.profile import UNKNOWN_BAND, HealthProfile
 from healthscore.scoring.profile_set import (
@@ -346,10 +348,10 @@ def _compare_auc(
         paired_old=_auc_or_none(old_score, churned, both),
         paired_new=_auc_or_none(new_score, churned, both),
         paired_accounts=int(both.sum()),
-        old_churn_by_band=churn_rate_by_band(
+        old_churn_by_band=evaluation.churn_rate_by_band(
             table["old_band"].to_numpy()[known], churned[known] != 0, old_labels
         ),
-        new_churn_by_band=churn_rate_by_band(
+        new_churn_by_band=evaluation.churn_rate_by_band(
             table["new_band"].to_numpy()[known], churned[known] != 0, new_labels
         ),
     )
@@ -363,7 +365,7 @@ def _auc_or_none(
     outcomes = churned[rows]
     if len(outcomes) == 0 or outcomes.min() == outcomes.max():
         return None
-    return roc_auc(100.0 - score[rows], outcomes)
+    return evaluation.roc_auc(100.0 - score[rows], outcomes)
 
 
 def _outcome_values(
