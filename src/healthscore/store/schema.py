@@ -214,5 +214,59 @@ TABLES: dict[str, sch.Schema] = {
     "rolled_up_loads": ibis.schema(
         {"load_id": "!string", "events": "!int64", "rolled_at": f"!{_UTC}"}
     ),
+    # Parent accounts rolled up from the child scores of a run, written by
+    # healthscore.history.parents. Each roll-up gets its own rollup_id, and readers
+    # take the newest roll-up of the newest as-of date, or of the date requested.
+    "parent_scores": ibis.schema(
+        {
+            "rollup_id": "!string",
+            "run_id": "!string",
+            "as_of": "!date",
+            "parent_id": "!string",
+            "profile_hash": "!string",
+            "rules": "!string",
+            "score": "float64",
+            "band": "!string",
+            "coverage": "!float64",
+            "level": "!int64",
+            "children": "!int64",
+            "worst_child": "string",
+            "worst_child_score": "float64",
+            "arr": "float64",
+            "rolled_at": f"!{_UTC}",
+        }
+    ),
+    # position is the component's place in the profile, the order in which the
+    # contributions add up to the parent's score.
+    "parent_components": ibis.schema(
+        {
+            "rollup_id": "!string",
+            "parent_id": "!string",
+            "component": "!string",
+            "position": "!int64",
+            "operator": "!string",
+            "score": "float64",
+            "weight": "!float64",
+            "effective_weight": "!float64",
+            "contribution": "!float64",
+            "children_with_data": "!int64",
+        }
+    ),
+    # One row per parent, component and direct child. For each parent and
+    # component, the contributions add up to the parent's component score.
+    "parent_contributions": ibis.schema(
+        {
+            "rollup_id": "!string",
+            "parent_id": "!string",
+            "component": "!string",
+            "child_id": "!string",
+            "operator": "!string",
+            "child_score": "float64",
+            "points": "float64",
+            "weight": "!float64",
+            "contribution": "!float64",
+            "note": "string",
+        }
+    ),
     "schema_info": ibis.schema({"schema_version": "!int64"}),
 }
