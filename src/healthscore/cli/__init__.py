@@ -11,9 +11,11 @@ from healthscore.cli._common import configure_logging
 from healthscore.cli.demo import demo
 from healthscore.cli.export import export_app
 from healthscore.cli.ingest import ingest, quarantine
+from healthscore.cli.parents import parents
 from healthscore.cli.profile import profile_app
 from healthscore.cli.report import report
 from healthscore.cli.scores import accounts, explain, score
+from healthscore.cli.segments import segments
 from healthscore.cli.simulate import simulate
 from healthscore.cli.why import why
 
@@ -63,6 +65,8 @@ app.command()(score)
 app.command()(accounts)
 app.command()(explain)
 app.command()(why)
+app.command()(parents)
+app.command()(segments)
 app.add_typer(profile_app, name="profile")
 app.add_typer(export_app, name="export")
 app.command()(report)

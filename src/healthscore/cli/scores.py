@@ -36,6 +36,7 @@ from healthscore.cli._spark import (
     score_on_spark,
     spark_options,
 )
+from healthscore.cli.parents import print_parent_explanation
 from healthscore.exceptions import ConfigError
 from healthscore.history import (
     ScoringRun,
@@ -44,6 +45,7 @@ from healthscore.history import (
     score_snapshot,
     stored_band_names,
 )
+from healthscore.history.peers import peer_percentiles
 from healthscore.profiles import DEFAULT_PROFILE
 from healthscore.scoring import (
     UNKNOWN_BAND,
@@ -196,6 +198,14 @@ def accounts(
     segment: SegmentOption = None,
     as_of: SnapshotOption = None,
     store: ReadStoreOption = None,
+    peers: Annotated[
+        bool,
+        typer.Option(
+            "--peers",
+            help="Add each account's percentile rank (0-100) among the scored "
+            "accounts of its segment.",
+        ),
+    ] = False,
 ) -> None:
     """List scored accounts from the lowest score up, with their weakest component.
 
@@ -205,6 +215,8 @@ def accounts(
     with open_read_store(store, tables=SCORE_TABLES) as opened:
         frame = latest_scores(opened, as_of=date, segments=segment)
         bands = stored_band_names(opened)
+    if peers:
+        frame["percentile"] = peer_percentiles(frame)
     if band is not None:
         frame = _filter_band(frame, band, bands)
     if frame.empty:
@@ -253,6 +265,9 @@ def print_accounts_table(frame: pd.DataFrame, limit: int) -> None:
     table.add_column("coverage", justify="right", no_wrap=True)
     table.add_column("weakest", overflow="fold", min_width=10)
     table.add_column("ARR", justify="right", no_wrap=True)
+    peers = "percentile" in frame.columns
+    if peers:
+        table.add_column("peer pct", justify="right", no_wrap=True)
     if not one_date:
         table.add_column("as of", no_wrap=True)
     rows: list[dict[Any, Any]] = frame.head(limit).to_dict("records")
@@ -266,6 +281,8 @@ def print_accounts_table(frame: pd.DataFrame, limit: int) -> None:
             _text(row["weakest_component"]),
             format_money(row["arr"]),
         ]
+        if peers:
+            cells.append(format_score(row["percentile"]))
         table.add_row(*cells, *([] if one_date else [str(row["as_of"])]))
     console.print(table)
 
@@ -282,6 +299,14 @@ def explain(
     ],
     as_of: SnapshotOption = None,
     store: ReadStoreOption = None,
+    children: Annotated[
+        bool,
+        typer.Option(
+            "--children",
+            help="Explain a parent account's roll-up instead: each child's "
+            "contribution to each component. Run `healthscore parents` first.",
+        ),
+    ] = False,
 ) -> None:
     """Show how each measure adds up to an account's stored score.
 
@@ -290,6 +315,10 @@ def explain(
     The contributions add up to the score exactly.
     """
     date = parse_date(as_of)
+    if children:
+        with open_store(store, create=False) as opened:
+            print_parent_explanation(opened, account_id, date)
+        return
     with open_read_store(store, tables=SCORE_TABLES) as opened:
         explanation = explain_account(opened, account_id, as_of=date)
     row: dict[Any, Any] = explanation.score.to_dict()
