@@ -95,29 +95,11 @@ _TIME = (
     r"(Z|[+-](0[0-9]|1[0-4])(:?[0-5][0-9])?)?)?"
 )
 _WITH_OFFSET = r".*[0-9](Z|[+-][0-9]{2}(:?[0-9]{2})?)"
-_PARQUET_TYPES = ("string", "integer", "double", "boolean", "timestamp")
-_SIMPLE_DUCKDB = {
-    "VARCHAR": "string",
-    "BIGINT": "integer",
-    "INTEGER": "integer",
-    "SMALLINT": "integer",
-    "TINYINT": "integer",
-    "UBIGINT": "integer",
-    "UINTEGER": "integer",
-    "USMALLINT": "integer",
-    "UTINYINT": "integer",
-    "DOUBLE": "double",
-    "BOOLEAN": "boolean",
-    "TIMESTAMP WITH TIME ZONE": "timestamp_tz",
-    "TIMESTAMP": "timestamp",
-    "TIMESTAMP_S": "timestamp",
-    "TIMESTAMP_MS": "timestamp",
-}
 
 
 @dataclass
 class FastSource:
-    """A file that DuckDB can stage, with what the batch path needs to describe it.
+    """A file that the SQL path can load, with what a load needs to describe it.
 
     ``types`` maps each column to its kind (``string``, ``integer``, ``double``,
     ``boolean``, ``timestamp`` or ``timestamp_tz``); every CSV column is ``string``.
@@ -265,8 +247,8 @@ def _scan_csv(path: Path, quote: str) -> tuple[str, str, int, bool]:
 class ColumnSql:
     """SQL that types one target column, in three steps of select lists.
 
-    ``first`` items see the source columns, ``value`` and ``second`` items also see
-    the names ``first`` defines, and ``check`` also sees the target's typed value as
+    ``first`` items can use the source columns, ``value`` and ``second`` items also
+    the names ``first`` defines, and ``check`` also the target's typed value as
     ``_hs_t<position>``. ``check`` is true when the value is certain: the batch path
     would parse it to the same typed value, or reject the row for it as well.
     """
@@ -283,8 +265,8 @@ def _string_sql(
     """Return SQL for a VARCHAR source column as a ``kind`` target.
 
     A value is certain when it is text, a plain decimal number, or an ISO 8601
-    time with seconds and a zone offset (or without an offset when the zone is
-    UTC), and :func:`_edges_sql` finds no whitespace at either end of it.
+    time with seconds and a zone offset. Without an offset, a time is certain only
+    when the zone is UTC. :func:`_edges_sql` checks the whitespace at the edges.
     """
     markers = ", ".join(_literal(marker) for marker in sorted(NULL_MARKERS))
     longest = max(len(marker) for marker in NULL_MARKERS)
@@ -450,8 +432,9 @@ class DuckDBLoad:
     def run(
         self, batch_rows: int, chunk_rows: int, written: Callable[[int], None]
     ) -> bool:
-        """Load the file; return false, with nothing written, if it needs the
-        batch path.
+        """Load the file; return false if it needs the batch path.
+
+        When it returns false, the rows it wrote are deleted again.
 
         ``written(rows)`` is called each time about ``chunk_rows`` more rows of the
         file have been processed, as estimated from DuckDB's query progress.
@@ -837,8 +820,8 @@ class DuckDBLoad:
     def _drop_in_file_duplicates(self) -> bool:
         """Keep one row per key; return false if a key repeats with other values.
 
-        Values are compared as DuckDB text, which tells -0.0 from 0.0 as the row
-        text of the batch path does.
+        Values are compared as DuckDB text, which distinguishes -0.0 from 0.0 as
+        the row text of the batch path does.
         """
         key = _quote(self._key)
         repeated = self._working_table(

@@ -15,8 +15,14 @@ attributes are replaced with it).
 All writes of a load (rows, attributes, quarantine rows and the ``loads`` row) happen in
 one transaction, so an error leaves the store as it was.
 
-Batches: a file is read, validated and written ``batch_rows`` rows at a time (a
-Parquet file is also read that way; other formats are read whole first). Keys of
+SQL path: plain CSV, TSV and Parquet files of users, events, surveys and tickets
+are loaded by :class:`~healthscore.ingest.fast.DuckDBLoad`, which writes what the
+batch path below writes. DuckDB reads the file and inserts the rows whose values SQL
+can type with certainty. Only the other rows go through the pandas validation.
+
+Batches: on the batch path a file is read, validated and written ``batch_rows`` rows
+at a time (a Parquet file is also read that way; other formats are read whole
+first). Keys of
 earlier batches stay in a table of the store until the load ends (see
 :mod:`healthscore.ingest.seen`), so duplicates, conflicts and content-hash keys are
 the same as for one batch. An accounts file is always one batch, because the type of
@@ -205,8 +211,9 @@ def ingest_file(
         The column mapping, or ``None`` to match columns by name.
     progress
         Called as ``progress(done_rows, total_rows)`` a few times while writing:
-        once before the first write, after every 100,000 rows written, and once
-        at the end.
+        once before the first write, after about every 100,000 rows processed, and
+        once at the end. On the SQL path the counts in between are estimated from
+        DuckDB's query progress.
     batch_rows
         The maximum number of rows read, validated and written at a time. Peak
         memory grows with it. An accounts file is always one batch, because the
