@@ -2,6 +2,11 @@
 
 Score tables are append-only. Each run gets a ``run_id``. A reader takes, per account,
 the newest run of the newest as-of date, or of the date requested.
+
+A run scores with one health profile or with a profile set. With a set, each account
+gets its profile from :func:`~healthscore.scoring.assign_profiles` at the as-of date,
+and its ``scores`` row records that profile's name and hash. The text of every member
+profile goes to the ``profiles`` table.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from healthscore.exceptions import ConfigError, NotFoundError, ProfileError
+from healthscore.history.human import apply_stored_overrides
 from healthscore.metrics import (
     MetricSpec,
     available_metrics,
@@ -29,9 +35,12 @@ from healthscore.metrics.rollup import refresh_rollups, rollups_enabled
 from healthscore.scoring import (
     HealthProfile,
     Measure,
+    ProfileSet,
     ScoreResult,
+    assign_profiles,
     parse_profile,
     score_accounts,
+    score_profile_set,
 )
 from healthscore.store import TABLES, Store
 
@@ -64,18 +73,20 @@ class ScoringRun:
     as_of
         The date the metrics were computed as of.
     profile
-        The profile used.
+        The profile used, or the profile set whose members scored the accounts.
+        A set of one entry without a rule is stored as its profile.
     metrics
         The metric table that was scored.
     result
-        Scores, component and measure details.
+        Scores, component and measure details. With a profile set each table has a
+        ``profile`` column after ``account_id`` with the account's profile name.
     computed_at
         When the run was stored (UTC).
     """
 
     run_id: str
     as_of: dt.date
-    profile: HealthProfile
+    profile: HealthProfile | ProfileSet
     metrics: pd.DataFrame
     result: ScoreResult
     computed_at: dt.datetime
@@ -139,7 +150,7 @@ def _metric_problem(
 
 def score_snapshot(
     store: Store,
-    profile: HealthProfile,
+    profile: HealthProfile | ProfileSet,
     as_of: dt.date,
     *,
     metrics_store: Store | None = None,
@@ -152,7 +163,10 @@ def score_snapshot(
         The store to write the snapshot to, and to read inputs from unless
         ``metrics_store`` is given.
     profile
-        The health profile to score with.
+        The health profile to score with, or a profile set. A set assigns each
+        account its profile by the set's rules at ``as_of``, see
+        :func:`~healthscore.scoring.assign_profiles`, and an account that no entry
+        takes is not scored.
     as_of
         Only data with a time up to the end of this UTC date is used. On a DuckDB
         store the daily event rollups are brought up to date first, see
@@ -169,32 +183,32 @@ def score_snapshot(
     Raises
     ------
     ProfileError
-        If the profile names a metric the store cannot compute.
+        If a profile names a metric the store cannot compute.
+    InputDataError
+        If a profile set's rules read an account column of the wrong type.
     """
     source = store if metrics_store is None else metrics_store
-    _check_profile_metrics(source, profile)
+    profile = single_profile(profile)
+    check_profile_metrics(source, profile)
     if rollups_enabled() and source.backend.name == "duckdb":
         refresh_rollups(source)
-    metrics = compute_metrics(
-        source, as_of, profile.metrics, segments=profile.applies_to_segments
-    )
-    result = score_accounts(metrics, profile)
-    run = ScoringRun(
+    accounts = rule_accounts(source, profile)
+    run = compute_run(
+        source,
+        profile,
+        as_of,
+        accounts=accounts,
         run_id=uuid.uuid4().hex,
-        as_of=as_of,
-        profile=profile,
-        metrics=metrics,
-        result=result,
         computed_at=dt.datetime.now(dt.UTC),
     )
 
     with store.transaction():
-        _store_profile(store, profile, run.computed_at)
+        store_profiles(store, profile, run.computed_at)
         _store_run(store, run)
 
     logger.info(
         "scored %d accounts as of %s with profile %s (%s), run %s",
-        len(result.scores),
+        len(run.result.scores),
         as_of,
         profile.name,
         profile.hash[:12],
@@ -203,21 +217,127 @@ def score_snapshot(
     return run
 
 
-def _store_profile(
-    store: Store, profile: HealthProfile, stored_at: dt.datetime
+def single_profile(profile: HealthProfile | ProfileSet) -> HealthProfile | ProfileSet:
+    """Return the profile of a set of one entry without a rule, else ``profile``.
+
+    Such a set scores exactly as its profile does, so its runs store the profile's
+    hash, and a profile file gives the same runs as a set file wrapping it.
+    """
+    if isinstance(profile, ProfileSet) and len(profile.entries) == 1:
+        entry = profile.entries[0]
+        if entry.when is None:
+            return entry.profile
+    return profile
+
+
+def member_profiles(profile: HealthProfile | ProfileSet) -> tuple[HealthProfile, ...]:
+    """Return the distinct profiles of a set, or a single profile as a tuple of one."""
+    if isinstance(profile, ProfileSet):
+        return profile.profiles
+    return (profile,)
+
+
+def check_profile_metrics(store: Store, profile: HealthProfile | ProfileSet) -> None:
+    """Raise ProfileError for the first member profile with an unusable metric."""
+    for member in member_profiles(profile):
+        _check_profile_metrics(store, member)
+
+
+def rule_accounts(
+    store: Store, profile: HealthProfile | ProfileSet
+) -> pd.DataFrame | None:
+    """Read the account columns that a profile set's rules read, None for a profile.
+
+    ``accounts`` keeps only current values, so rules on segment, plan and ARR see
+    today's values for any as-of date. Only the age rules depend on the date.
+    """
+    if not isinstance(profile, ProfileSet):
+        return None
+    columns = list(profile.account_columns)
+    return store.table("accounts").select(*columns).to_pandas()
+
+
+def _scope_segments(profile: HealthProfile | ProfileSet) -> list[str] | None:
+    """Return the segments some member applies to, or None if one applies to all."""
+    segments: list[str] = []
+    for member in member_profiles(profile):
+        if member.applies_to_segments is None:
+            return None
+        segments.extend(member.applies_to_segments)
+    return list(dict.fromkeys(segments))
+
+
+def compute_run(
+    source: Store,
+    profile: HealthProfile | ProfileSet,
+    as_of: dt.date,
+    *,
+    accounts: pd.DataFrame | None,
+    run_id: str,
+    computed_at: dt.datetime,
+) -> ScoringRun:
+    """Compute the metrics as of ``as_of`` on ``source`` and score them, unstored.
+
+    ``accounts`` holds the rule columns of a profile set, from :func:`rule_accounts`.
+    """
+    metrics = compute_metrics(
+        source, as_of, list(profile.metrics), segments=_scope_segments(profile)
+    )
+    if isinstance(profile, ProfileSet):
+        result = _score_with_set(metrics, profile, accounts, as_of)
+    else:
+        result = score_accounts(metrics, profile)
+    result = apply_stored_overrides(source, result, profile, as_of)
+    return ScoringRun(
+        run_id=run_id,
+        as_of=as_of,
+        profile=profile,
+        metrics=metrics,
+        result=result,
+        computed_at=computed_at,
+    )
+
+
+def _score_with_set(
+    metrics: pd.DataFrame,
+    profile_set: ProfileSet,
+    accounts: pd.DataFrame | None,
+    as_of: dt.date,
+) -> ScoreResult:
+    """Assign each metrics row its profile at ``as_of`` and score it with that one."""
+    if accounts is None:
+        accounts = metrics
+    in_scope = metrics[["account_id"]].merge(
+        accounts.drop(columns="segment", errors="ignore"), on="account_id", how="left"
+    )
+    in_scope.insert(1, "segment", metrics["segment"].to_numpy(object))
+    assignments = assign_profiles(in_scope, profile_set, as_of)
+    scored = score_profile_set(metrics, profile_set, assignments)
+    return ScoreResult(
+        scores=scored.scores, components=scored.components, measures=scored.measures
+    )
+
+
+def store_profiles(
+    store: Store, profile: HealthProfile | ProfileSet, stored_at: dt.datetime
 ) -> None:
+    """Store the text of each member profile that the ``profiles`` table lacks."""
+    members = member_profiles(profile)
     profiles = store.table("profiles")
-    known = profiles.filter(profiles.profile_hash == profile.hash).count().execute()
-    if known:
+    hashes = [member.hash for member in members]
+    known = profiles.filter(profiles.profile_hash.isin(hashes)).profile_hash
+    stored = set(known.to_pyarrow().to_pylist())
+    new = [member for member in members if member.hash not in stored]
+    if not new:
         return
-    row = {
-        "profile_hash": [profile.hash],
-        "profile_name": [profile.name],
-        "source": [None if profile.source is None else str(profile.source)],
-        "text": [profile.text],
-        "stored_at": [stored_at],
+    rows = {
+        "profile_hash": [member.hash for member in new],
+        "profile_name": [member.name for member in new],
+        "source": [None if m.source is None else str(m.source) for m in new],
+        "text": [member.text for member in new],
+        "stored_at": [stored_at] * len(new),
     }
-    store.insert("profiles", pa.table(row))
+    store.insert("profiles", pa.table(rows))
 
 
 def _run_table(
@@ -226,7 +346,8 @@ def _run_table(
     """Build the Arrow rows of a score table from ``frame`` and the run's columns.
 
     ``run_id``, ``as_of`` and ``constants`` fill their columns with one value.
-    Other columns come from ``frame``, with NaN and None stored as null.
+    Other columns come from ``frame``, with NaN and None stored as null. A nullable
+    column that ``frame`` lacks is all null.
     """
     schema = TABLES[table].to_pyarrow()
     constants = {"run_id": run.run_id, "as_of": run.as_of, **constants}
@@ -235,6 +356,8 @@ def _run_table(
         if field.name in constants:
             value = pa.scalar(constants[field.name], type=field.type)
             columns.append(pa.repeat(value, len(frame)))
+        elif field.nullable and field.name not in frame.columns:
+            columns.append(pa.nulls(len(frame), type=field.type))
         else:
             columns.append(_arrow_column(frame[field.name], field.type))
     rows = pa.Table.from_arrays(columns, schema=schema)
@@ -249,21 +372,42 @@ def _arrow_column(values: pd.Series, arrow_type: pa.DataType) -> pa.Array:
 
 
 def _store_run(store: Store, run: ScoringRun) -> None:
+    for table, rows in run_tables(run).items():
+        store.insert(table, rows)
+
+
+def run_tables(run: ScoringRun) -> dict[str, pa.Table]:
+    """Build the Arrow rows of a run for each score table, keyed by table name."""
     result = run.result
-    scores = _run_table(
-        result.scores,
-        "scores",
-        run,
-        profile_name=run.profile.name,
-        profile_hash=run.profile.hash,
-        computed_at=run.computed_at,
-    )
-    store.insert("scores", scores)
-    components = _run_table(result.components, "score_components", run)
-    store.insert("score_components", components)
-    measures = _run_table(result.measures, "score_measures", run)
-    store.insert("score_measures", measures)
-    store.insert("metric_snapshots", _metric_rows(run))
+    if isinstance(run.profile, ProfileSet):
+        scores = _run_table(
+            _with_profile_hashes(result.scores, run.profile),
+            "scores",
+            run,
+            computed_at=run.computed_at,
+        )
+    else:
+        scores = _run_table(
+            result.scores,
+            "scores",
+            run,
+            profile_name=run.profile.name,
+            profile_hash=run.profile.hash,
+            computed_at=run.computed_at,
+        )
+    return {
+        "scores": scores,
+        "score_components": _run_table(result.components, "score_components", run),
+        "score_measures": _run_table(result.measures, "score_measures", run),
+        "metric_snapshots": _metric_rows(run),
+    }
+
+
+def _with_profile_hashes(scores: pd.DataFrame, profile_set: ProfileSet) -> pd.DataFrame:
+    """Add ``profile_name`` and ``profile_hash`` from each row's ``profile`` column."""
+    hashes = {member.name: member.hash for member in profile_set.profiles}
+    names = scores["profile"].astype(object)
+    return scores.assign(profile_name=names, profile_hash=names.map(hashes))
 
 
 def _metric_rows(run: ScoringRun) -> pa.Table:
