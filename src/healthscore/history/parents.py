@@ -164,7 +164,8 @@ def _stored_profile(
             key=profile_hash,
         )
     row = rows.iloc[0]
-    return parse_profile_with_hierarchy(str(row["text"]), path=row["source"])
+    source = row["source"] if isinstance(row["source"], str) else None
+    return parse_profile_with_hierarchy(str(row["text"]), path=source)
 
 
 def _run_scores(store: Store, run: StoredRun, rules: HierarchyRules) -> pd.DataFrame:
