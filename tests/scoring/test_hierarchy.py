@@ -381,3 +381,19 @@ def test_parse_profile_with_hierarchy_block_in_middle():
 
     assert profile.hash == parse_profile(PROFILE).hash
     assert rules.operators["usage"] == "worst"
+
+
+def test_parse_profile_accepts_hierarchy_key():
+    text = PROFILE + "hierarchy:\n  support: worst\n"
+
+    profile = parse_profile(text)
+
+    assert hierarchy_rules(profile).operators["support"] == "worst"
+    assert profile.hash == parse_profile(PROFILE).hash
+
+
+def test_parse_profile_rejects_invalid_hierarchy():
+    with pytest.raises(ProfileError) as caught:
+        parse_profile(PROFILE + "hierarchy: {support: wrost}\n")
+
+    assert caught.value.field == "hierarchy.support"

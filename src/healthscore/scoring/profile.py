@@ -66,6 +66,7 @@ _PROFILE_KEYS = (
     "min_coverage",
     "bands",
     "components",
+    "hierarchy",
 )
 _COMPONENT_KEYS = ("name", "weight", "measures")
 _MEASURE_KEYS = ("name", "metric", "weight", *SCHEME_KINDS)
@@ -373,7 +374,7 @@ def _read_profile(raw: Mapping[Any, Any], where: Where, text: str) -> HealthProf
         raise where.failed()
     if bands is None or components is None:
         raise where.failed()
-    return HealthProfile(
+    profile = HealthProfile(
         name=name,
         description=description,
         applies_to_segments=segments,
@@ -383,6 +384,22 @@ def _read_profile(raw: Mapping[Any, Any], where: Where, text: str) -> HealthProf
         source=where.path,
         text=text,
     )
+    if "hierarchy" in raw:
+        _check_hierarchy(profile)
+    return profile
+
+
+def _check_hierarchy(profile: HealthProfile) -> None:
+    """Raise ProfileError if the parent roll-up rules of ``profile`` are invalid.
+
+    The rules only affect parent accounts, so the scoring ignores them. The
+    parent roll-up reads them from the profile text with
+    :func:`healthscore.scoring.hierarchy.hierarchy_rules`.
+    """
+    # Imported here because the hierarchy module imports this one.
+    from healthscore.scoring.hierarchy import hierarchy_rules
+
+    hierarchy_rules(profile)
 
 
 def _read_description(raw: Mapping[Any, Any], where: Where) -> str:
