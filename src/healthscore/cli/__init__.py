@@ -8,6 +8,7 @@ import typer
 
 from healthscore import __version__
 from healthscore.cli._common import configure_logging
+from healthscore.cli.backfill import backfill_command
 from healthscore.cli.demo import demo
 from healthscore.cli.export import export_app
 from healthscore.cli.ingest import ingest, quarantine
@@ -62,6 +63,7 @@ app.command()(demo)
 app.command()(ingest)
 app.command()(quarantine)
 app.command()(score)
+app.command(name="backfill")(backfill_command)
 app.command()(accounts)
 app.command()(explain)
 app.command()(why)

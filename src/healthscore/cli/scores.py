@@ -39,10 +39,12 @@ from healthscore.cli._spark import (
 from healthscore.cli.parents import print_parent_explanation
 from healthscore.exceptions import ConfigError
 from healthscore.history import (
+    DEFAULT_TREND_DAYS,
     ScoringRun,
     explain_account,
     latest_scores,
     score_snapshot,
+    score_trends,
     stored_band_names,
 )
 from healthscore.history.peers import peer_percentiles
@@ -50,7 +52,9 @@ from healthscore.profiles import DEFAULT_PROFILE
 from healthscore.scoring import (
     UNKNOWN_BAND,
     HealthProfile,
+    ProfileSet,
     load_profile,
+    load_profile_set,
     round_contributions,
 )
 
@@ -59,7 +63,8 @@ ProfileOption = Annotated[
     typer.Option(
         "--profile",
         "-p",
-        help="Health profile YAML: components, weights, measures and bands. "
+        help="Health profile YAML (components, weights, measures and bands), or a "
+        "profile set YAML that chooses a profile per account by rules. "
         "[default: the built-in SaaS profile]",
         exists=True,
         dir_okay=False,
@@ -142,7 +147,7 @@ def score(
     """
     check_score_store(store)
     options = spark_options(backend.value, spark_master, spark_database)
-    chosen = load_profile(profile or DEFAULT_PROFILE)
+    chosen = load_scoring_profile(profile)
     date = check_scoring_date(parse_date(as_of) or today_utc())
     if options is None:
         with open_store(store, create=False) as opened:
@@ -158,10 +163,30 @@ def score(
         _explain_empty_run(chosen)
 
 
-def _explain_empty_run(profile: HealthProfile) -> None:
+def load_scoring_profile(path: Path | None) -> HealthProfile | ProfileSet:
+    """Load a profile or profile set file, or the built-in profile for None.
+
+    A profile file, or a set of one entry without a rule, gives that profile, so
+    its runs store the profile's own hash.
+    """
+    if path is None:
+        return load_profile(DEFAULT_PROFILE)
+    profile_set = load_profile_set(path)
+    if len(profile_set.entries) == 1 and profile_set.entries[0].when is None:
+        return profile_set.entries[0].profile
+    return profile_set
+
+
+def _members(profile: HealthProfile | ProfileSet) -> tuple[HealthProfile, ...]:
+    return profile.profiles if isinstance(profile, ProfileSet) else (profile,)
+
+
+def _explain_empty_run(profile: HealthProfile | ProfileSet) -> None:
     scope = ""
-    if profile.applies_to_segments:
-        scope = f" in segments {list(profile.applies_to_segments)}"
+    segments = [member.applies_to_segments for member in _members(profile)]
+    if all(segments):
+        names = [name for group in segments if group for name in group]
+        scope = f" in segments {list(dict.fromkeys(names))}"
     error_console.print(
         f"[yellow]warning:[/] no accounts{scope} existed as of that date, so nothing "
         "was scored. Ingest accounts first, or check the profile's applies_to and "
@@ -171,15 +196,25 @@ def _explain_empty_run(profile: HealthProfile) -> None:
 
 
 def print_run_summary(run: ScoringRun) -> None:
-    """Print how many accounts a run scored and how they fall into bands."""
+    """Print how many accounts a run scored and how they fall into bands.
+
+    A profile set run also prints how many accounts each member profile scored.
+    """
     scores = run.result.scores
+    kind = "profile set" if isinstance(run.profile, ProfileSet) else "profile"
     console.print(
-        f"Scored {len(scores):,} accounts as of {run.as_of} with profile "
+        f"Scored {len(scores):,} accounts as of {run.as_of} with {kind} "
         f"[bold]{run.profile.name}[/] ({run.profile.hash[:12]}), run {run.run_id}.",
         highlight=False,
     )
+    members = _members(run.profile)
+    if isinstance(run.profile, ProfileSet):
+        per_profile = scores["profile"].value_counts()
+        scored = [f"{m.name} {per_profile.get(m.name, 0):,}" for m in members]
+        console.print("Profiles: " + escape(", ".join(scored)), highlight=False)
     counts = scores["band"].value_counts()
-    names = [band.name for band in run.profile.bands] + ["Unknown"]
+    bands = [band.name for member in members for band in member.bands]
+    names = list(dict.fromkeys(bands)) + [UNKNOWN_BAND]
     parts = [f"{styled_band(name)} {counts.get(name, 0):,}" for name in names]
     console.print("Bands: " + ", ".join(parts), highlight=False)
 
@@ -206,15 +241,30 @@ def accounts(
             "accounts of its segment.",
         ),
     ] = False,
+    trend_days: Annotated[
+        str,
+        typer.Option(
+            "--trend-days",
+            help="Show the score change over these numbers of days, comma-separated. "
+            "A column appears when some listed account has a score that many days "
+            "before its snapshot. An empty value shows none.",
+            metavar="DAYS",
+        ),
+    ] = ",".join(map(str, DEFAULT_TREND_DAYS)),
 ) -> None:
     """List scored accounts from the lowest score up, with their weakest component.
 
-    Each account shows its newest stored snapshot unless --as-of picks a date.
+    Each account shows its newest stored snapshot unless --as-of picks a date,
+    and its score change since the snapshot of 7, 30 and 90 days before where one
+    is stored (see --trend-days).
     """
     date = parse_date(as_of)
+    windows = parse_trend_days(trend_days)
     with open_read_store(store, tables=SCORE_TABLES) as opened:
         frame = latest_scores(opened, as_of=date, segments=segment)
         bands = stored_band_names(opened)
+        if windows and not frame.empty:
+            frame = _with_trends(frame, score_trends(opened, date, windows), windows)
     if peers:
         frame["percentile"] = peer_percentiles(frame)
     if band is not None:
@@ -245,10 +295,58 @@ def _filter_band(frame: pd.DataFrame, band: str, bands: Sequence[str]) -> pd.Dat
     return frame[frame["band"].str.lower() == band.lower()]
 
 
+def parse_trend_days(text: str) -> list[int]:
+    """Parse the --trend-days value, such as ``7,30,90``, into whole days."""
+    days = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        try:
+            value = int(part)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ConfigError(
+                f"--trend-days {text!r} contains {part.strip()!r}, which is not a "
+                "whole number of days of at least 1. Pass days such as 7,30,90.",
+                field="--trend-days",
+            )
+        days.append(value)
+    return list(dict.fromkeys(days))
+
+
+def _with_trends(
+    frame: pd.DataFrame, trends: pd.DataFrame, windows: Sequence[int]
+) -> pd.DataFrame:
+    """Add a ``change_Nd`` column per window in which some account has history."""
+    changes = [f"change_{n}d" for n in windows]
+    known = [f"change_{n}d" for n in windows if trends[f"score_{n}d"].notna().any()]
+    merged = frame.merge(trends[["account_id", *changes]], on="account_id", how="left")
+    return merged.drop(columns=[c for c in changes if c not in known])
+
+
+def _trend_columns(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    """Return ``(column, heading)`` of each change column in ``frame``."""
+    columns = []
+    for column in frame.columns:
+        name = str(column)
+        if name.startswith("change_") and name.endswith("d"):
+            columns.append((name, f"{name[len('change_') : -1]}d change"))
+    return columns
+
+
+def _format_change(value: float | None) -> str:
+    if value is None or pd.isna(value):
+        return "-"
+    return f"{value:+.1f}"
+
+
 def print_accounts_table(frame: pd.DataFrame, limit: int) -> None:
     """Print the ranked accounts table, at most ``limit`` rows.
 
     The as-of date goes in the title when every row shares it, else in a column.
+    Each ``change_Nd`` column of ``frame`` is shown as the signed score change
+    over N days.
     """
     dates = sorted({str(date) for date in frame["as_of"]})
     one_date = len(dates) == 1
@@ -268,6 +366,9 @@ def print_accounts_table(frame: pd.DataFrame, limit: int) -> None:
     peers = "percentile" in frame.columns
     if peers:
         table.add_column("peer pct", justify="right", no_wrap=True)
+    trends = _trend_columns(frame)
+    for _, heading in trends:
+        table.add_column(heading, justify="right", no_wrap=True)
     if not one_date:
         table.add_column("as of", no_wrap=True)
     rows: list[dict[Any, Any]] = frame.head(limit).to_dict("records")
@@ -283,6 +384,7 @@ def print_accounts_table(frame: pd.DataFrame, limit: int) -> None:
         ]
         if peers:
             cells.append(format_score(row["percentile"]))
+        cells.extend(_format_change(row[column]) for column, _ in trends)
         table.add_row(*cells, *([] if one_date else [str(row["as_of"])]))
     console.print(table)
 
