@@ -203,6 +203,20 @@ _PLAIN: dict[str, _Definition] = {
             "tickets",
             "Open support tickets with priority high, urgent, critical or p1.",
         ),
+        _Definition(
+            "csm_sentiment",
+            "number",
+            "human_inputs",
+            "Sentiment of the account's CSM from 1 (worst) to 5 (best), as last "
+            "entered and not expired or cleared; missing when none.",
+        ),
+        _Definition(
+            "csm_sentiment_rag",
+            "text",
+            "human_inputs",
+            "The CSM sentiment as red (1-2), amber (3) or green (4-5); missing when "
+            "none.",
+        ),
     ]
 }
 

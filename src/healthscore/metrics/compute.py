@@ -27,6 +27,7 @@ from healthscore.metrics.catalog import (
 )
 from healthscore.metrics.events import event_metrics
 from healthscore.metrics.feedback import survey_metrics
+from healthscore.metrics.human import human_metrics
 from healthscore.metrics.joins import join_on_account
 from healthscore.metrics.support import ticket_metrics
 
@@ -48,6 +49,7 @@ _SOURCE_BUILDERS: dict[str, _SourceBuilder] = {
     "events": event_metrics,
     "survey_responses": survey_metrics,
     "tickets": ticket_metrics,
+    "human_inputs": human_metrics,
 }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.schema as sch
 
-__all__ = ["SCHEMA_VERSION", "TABLES"]
+__all__ = ["ADDED_COLUMNS", "SCHEMA_VERSION", "TABLES"]
 
 SCHEMA_VERSION = 1
 
@@ -154,6 +154,16 @@ TABLES: dict[str, sch.Schema] = {
             "coverage": "!float64",
             "weakest_component": "string",
             "computed_at": f"!{_UTC}",
+            # Set only on rows where a manual override replaced the computed score
+            # or band. score and band hold the result, computed_* the engine's.
+            "override_id": "string",
+            "override_score": "float64",
+            "override_band": "string",
+            "override_author": "string",
+            "override_reason": "string",
+            "override_expires_at": _UTC,
+            "computed_score": "float64",
+            "computed_band": "string",
         }
     ),
     "score_components": ibis.schema(
@@ -214,6 +224,41 @@ TABLES: dict[str, sch.Schema] = {
     "rolled_up_loads": ibis.schema(
         {"load_id": "!string", "events": "!int64", "rolled_at": f"!{_UTC}"}
     ),
+    # Inputs of customer-success managers: a sentiment (1 to 5) or an override of
+    # the score or band. Rows are never changed. An input ends when it expires or
+    # when a human_input_audit row names it in ended_input_id.
+    "human_inputs": ibis.schema(
+        {
+            "input_id": "!string",
+            "account_id": "!string",
+            "kind": "!string",
+            "value": "!string",
+            "sentiment": "float64",
+            "override_score": "float64",
+            "override_band": "string",
+            "author": "!string",
+            "reason": "!string",
+            "entered_at": f"!{_UTC}",
+            "expires_at": f"!{_UTC}",
+        }
+    ),
+    # One row per change to human_inputs. old_value and new_value are the value
+    # text of the input that was active before and after the change.
+    "human_input_audit": ibis.schema(
+        {
+            "audit_id": "!string",
+            "input_id": "!string",
+            "account_id": "!string",
+            "kind": "!string",
+            "action": "!string",
+            "author": "!string",
+            "reason": "!string",
+            "changed_at": f"!{_UTC}",
+            "old_value": "string",
+            "new_value": "string",
+            "ended_input_id": "string",
+        }
+    ),
     # Parent accounts rolled up from the child scores of a run, written by
     # healthscore.history.parents. Each roll-up gets its own rollup_id, and readers
     # take the newest roll-up of the newest as-of date, or of the date requested.
@@ -269,4 +314,20 @@ TABLES: dict[str, sch.Schema] = {
         }
     ),
     "schema_info": ibis.schema({"schema_version": "!int64"}),
+}
+
+#: Nullable columns added to tables after schema version 1. A store created before
+#: them lacks these columns until :func:`healthscore.history.human.upgrade_store`
+#: adds them.
+ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "scores": (
+        "override_id",
+        "override_score",
+        "override_band",
+        "override_author",
+        "override_reason",
+        "override_expires_at",
+        "computed_score",
+        "computed_band",
+    ),
 }
