@@ -11,6 +11,7 @@ from healthscore.cli._common import configure_logging
 from healthscore.cli.backfill import backfill_command
 from healthscore.cli.demo import demo
 from healthscore.cli.export import export_app
+from healthscore.cli.human import inputs_app, override_app, sentiment_app
 from healthscore.cli.ingest import ingest, quarantine
 from healthscore.cli.parents import parents
 from healthscore.cli.profile import profile_app
@@ -71,6 +72,9 @@ app.command()(parents)
 app.command()(segments)
 app.add_typer(profile_app, name="profile")
 app.add_typer(export_app, name="export")
+app.add_typer(sentiment_app, name="sentiment")
+app.add_typer(override_app, name="override")
+app.add_typer(inputs_app, name="inputs")
 app.command()(report)
 app.command()(simulate)
 

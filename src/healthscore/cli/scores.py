@@ -36,6 +36,7 @@ from healthscore.cli._spark import (
     score_on_spark,
     spark_options,
 )
+from healthscore.cli.human import computed_score, override_line
 from healthscore.cli.parents import print_parent_explanation
 from healthscore.exceptions import ConfigError
 from healthscore.history import (
@@ -431,7 +432,10 @@ def explain(
         f"({row['profile_hash'][:12]}).",
         highlight=False,
     )
-    console.print(_measure_table(explanation.measures, row["score"]))
+    line = override_line(row)
+    if line is not None:
+        console.print(line, highlight=False)
+    console.print(_measure_table(explanation.measures, computed_score(row)))
 
 
 def _format_value(number: Any, text: Any) -> str:
