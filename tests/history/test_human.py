@@ -242,7 +242,7 @@ def test_clear_input_unknown_or_other_kind_raises(store):
 
     with pytest.raises(NotFoundError, match="input 'nope' not found"):
         clear_input(store, "nope", author="bob", reason="r")
-    with pytest.raises(ConfigError, match="is a sentiment, not a override"):
+    with pytest.raises(ConfigError, match="is of kind 'sentiment', not 'override'"):
         clear_input(store, stored.input_id, author="bob", reason="r", kind="override")
 
 

@@ -101,7 +101,7 @@ def sentiment_set(
     expires: ExpiresOption,
     store: StoreOption = None,
 ) -> None:
-    """Record a sentiment; it replaces the account's current one."""
+    """Record a sentiment, which replaces the account's current one."""
     date = _expiry_date(expires)
     with open_store(store, create=False) as opened:
         stored = set_sentiment(
@@ -137,7 +137,7 @@ def override_set(
         str | None,
         typer.Option(
             "--band",
-            help="Fixed band, such as Poor; the computed score stays.",
+            help="Fixed band, such as Poor. The computed score stays.",
             show_default=False,
         ),
     ] = None,
@@ -217,7 +217,7 @@ def _expiry_date(text: str) -> dt.date:
     date = parse_date(text, option="--expires")
     if date is None:
         raise ConfigError(
-            "--expires is missing; pass a date such as --expires 2027-03-31.",
+            "--expires is missing. Pass a date such as --expires 2027-03-31.",
             field="--expires",
         )
     return date

@@ -2,7 +2,7 @@
 
 Each input has an author, a reason and an expiry. As of a date D an input counts when
 it was entered by the end of D, expires after the end of D, and no later input of the
-same kind replaced it and nobody cleared it by then. So an expired input stops
+same kind replaced it and no clear ended it by then. So an expired input stops
 counting by itself, and history rebuilt for an earlier date still sees it.
 
 Nothing is changed or deleted: ``human_inputs`` rows are written once, and every set
@@ -251,8 +251,8 @@ def clear_input(
     cleared = _find_input(store, input_id)
     if kind is not None and cleared.kind != kind:
         raise ConfigError(
-            f"input {input_id!r} is a {cleared.kind}, not a {kind}. Clear it with "
-            f"`healthscore {cleared.kind} clear {input_id}`.",
+            f"input {input_id!r} is of kind {cleared.kind!r}, not {kind!r}. Clear "
+            f"it with `healthscore {cleared.kind} clear {input_id}`.",
             field="input_id",
         )
     _check_still_counts(store, cleared, moment)
