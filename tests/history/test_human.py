@@ -367,7 +367,7 @@ def test_active_overrides_newest_per_account(store):
     assert overrides["override_band"].tolist() == ["Poor"]
 
 
-def test_upgrade_store_adds_scores_columns_to_old_store(tmp_path):
+def test_old_store_gets_scores_columns_on_open(tmp_path):
     path = tmp_path / "old.duckdb"
     with duckdb.connect(str(path)) as con:
         con.execute(
@@ -384,7 +384,7 @@ def test_upgrade_store_adds_scores_columns_to_old_store(tmp_path):
 
     with Store.open(path) as store:
         store.insert("accounts", pa.table({"account_id": ["a"], "load_id": ["l"]}))
-        assert "override_id" not in store.table("scores").columns
+        assert "override_id" in store.table("scores").columns
 
         score_snapshot(store, parse_profile(PROFILE), dt.date(2024, 1, 31))
 

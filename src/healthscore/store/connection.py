@@ -14,9 +14,10 @@ import ibis.expr.types as ir
 import pyarrow as pa
 from ibis.backends import BaseBackend
 from ibis.backends.duckdb import Backend as DuckDBBackend
+from ibis.backends.sql.datatypes import DuckDBType
 
 from healthscore.exceptions import ConfigError, StoreError
-from healthscore.store.schema import SCHEMA_VERSION, TABLES
+from healthscore.store.schema import ADDED_COLUMNS, SCHEMA_VERSION, TABLES
 
 __all__ = ["DEFAULT_STORE", "STORE_ENV_VAR", "Store", "resolve_store_path"]
 
@@ -187,6 +188,7 @@ class Store:
         for name, schema in TABLES.items():
             if name not in existing:
                 self.backend.create_table(name, schema=schema)
+        self._add_missing_columns()
         info = self.backend.table("schema_info").to_pyarrow()
         if info.num_rows == 0:
             self.backend.insert(
@@ -199,6 +201,22 @@ class Store:
                 f"store {str(self.path)!r} has schema version {found}, newer than "
                 f"{SCHEMA_VERSION} of this healthscore. Upgrade healthscore."
             )
+
+    def _add_missing_columns(self) -> None:
+        """Add the nullable columns of ``ADDED_COLUMNS`` that an older store lacks.
+
+        Existing rows read the new columns as null.
+        """
+        for name, columns in ADDED_COLUMNS.items():
+            present = set(self.backend.table(name).columns)
+            for column in columns:
+                if column in present:
+                    continue
+                sql_type = DuckDBType.to_string(TABLES[name][column])
+                self.backend.raw_sql(
+                    f'ALTER TABLE "{name}" ADD COLUMN "{column}" {sql_type}'
+                )
+                logger.info("added column %s.%s to the store", name, column)
 
     def table(self, name: str) -> ir.Table:
         """Return the Ibis table expression for a store table."""

@@ -316,9 +316,8 @@ TABLES: dict[str, sch.Schema] = {
     "schema_info": ibis.schema({"schema_version": "!int64"}),
 }
 
-#: Nullable columns added to tables after schema version 1. A store created before
-#: them lacks these columns until :func:`healthscore.history.human.upgrade_store`
-#: adds them.
+#: Nullable columns added to tables after schema version 1. ``Store.open`` adds
+#: them to a DuckDB store created before them.
 ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
     "scores": (
         "override_id",
