@@ -68,7 +68,8 @@ BackfillProgress = Callable[[dt.date, int], None]
 _RUN_TABLES = ("scores", "score_components", "score_measures", "metric_snapshots")
 
 # Rows of all four tables that are kept in memory before one transaction writes
-# them. 10,000 accounts with a 12-measure profile give about 300,000 rows a day.
+# them. bench/backfill.py (about 9,200 accounts a day, 11 measures) writes about
+# 250,000 rows a day, so it writes every 9 days.
 _FLUSH_ROWS = 2_000_000
 
 # DuckDB 1.5.6 inserts the record batches of an Arrow table on several threads, one

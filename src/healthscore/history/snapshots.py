@@ -278,7 +278,8 @@ def compute_run(
 ) -> ScoringRun:
     """Compute the metrics as of ``as_of`` on ``source`` and score them, unstored.
 
-    ``accounts`` holds the rule columns of a profile set, from :func:`rule_accounts`.
+    ``accounts`` contains the rule columns of a profile set, from
+    :func:`rule_accounts`.
     """
     metrics = compute_metrics(
         source, as_of, list(profile.metrics), segments=_scope_segments(profile)
