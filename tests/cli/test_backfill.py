@@ -69,6 +69,17 @@ def test_accounts_shows_change_after_backfill(invoke, loaded):
     assert "+0.0" in rows["A3"]
 
 
+def test_accounts_empty_trend_days_hides_changes(invoke, loaded):
+    profile = str(loaded["profile"])
+    for day in ("2024-03-10", "2024-03-31"):
+        invoke("backfill", "--from", day, "--to", day, "--profile", profile)
+
+    result = invoke("accounts", "--as-of", "2024-03-31", "--trend-days", "")
+
+    assert result.exit_code == 0, result.output
+    assert "change" not in result.output
+
+
 def test_accounts_rejects_bad_trend_days(invoke, loaded):
     result = invoke("accounts", "--trend-days", "7,x")
 

@@ -243,10 +243,10 @@ def test_backfill_day_hand_calculation(store):
     backfill(store, profile, day, day)
 
     scores = store.table("scores").to_pandas().set_index("account_id")
-    # Account a, 7 days to 2024-03-04: active on 02-27, 03-01, 03-02 and 03-04, so
-    # 4 of 7 days (57.14 points); 4 events rank highest of the three counts
-    # (4, 2, 0), 100 points; 10 seats give 10 points. Engagement has weight 3
-    # and its measures weight 1 each: (57.142857 + 100) / 2 * 3/4 + 10 * 1/4.
+    # In the 7 days to 2024-03-04, account a was active on 02-27, 03-01, 03-02 and
+    # 03-04, so 4 of 7 days give 57.14 points. Its 4 events are the most of the
+    # three accounts (4, 2, 0), which gives 100 points, and 10 seats give 10.
+    # Engagement weighs 3 of 4 and averages its two measures.
     engagement = (4 / 7 * 100 + 100) / 2
     assert scores.loc["a", "score"] == pytest.approx(engagement * 0.75 + 2.5)
 

@@ -36,18 +36,18 @@ def _required_date(text: str, option: str) -> dt.date:
     """Parse a --from or --to date that metrics can be computed as of."""
     date = parse_date(text, option=option)
     if date is None:
-        raise ConfigError(f"{option} is missing; pass a date such as 2024-03-31.")
+        raise ConfigError(f"{option} is missing. Pass a date such as 2024-03-31.")
     today = today_utc()
     if date > today:
         raise ConfigError(
-            f"{option} {date.isoformat()!r} is in the future; expected a date up to "
+            f"{option} {date.isoformat()!r} is in the future. Pass a date up to "
             f"today ({today.isoformat()}), because data after today is not known yet.",
             field=option,
         )
     if date < EARLIEST_AS_OF:
         raise ConfigError(
-            f"{option} {date.isoformat()!r} is before {EARLIEST_AS_OF.isoformat()}; "
-            "pass the date your data starts from or later.",
+            f"{option} {date.isoformat()!r} is before {EARLIEST_AS_OF.isoformat()}. "
+            "Pass the date your data starts from or later.",
             field=option,
         )
     return date
