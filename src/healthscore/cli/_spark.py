@@ -18,7 +18,7 @@ from rich.markup import escape
 from healthscore.cli._common import error_console, open_store
 from healthscore.exceptions import ConfigError, StoreError
 from healthscore.history import ScoringRun, score_snapshot
-from healthscore.scoring import HealthProfile
+from healthscore.scoring import HealthProfile, ProfileSet
 from healthscore.store import Store, is_spark_url
 from healthscore.store.spark import (
     METRIC_INPUT_TABLES,
@@ -134,7 +134,7 @@ def spark_options(
 
 def score_on_spark(
     store_path: str | None,
-    profile: HealthProfile,
+    profile: HealthProfile | ProfileSet,
     as_of: dt.date,
     options: SparkOptions,
 ) -> ScoringRun:
