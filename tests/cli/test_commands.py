@@ -106,7 +106,14 @@ def test_export_scores_csv(invoke, scored, tmp_path):
         "coverage",
         "profile_hash",
     ]
-    assert set(frame.columns[6:]) == {"commitment", "usage"}
+    assert list(frame.columns[6:11]) == [
+        "computed_score",
+        "computed_band",
+        "override_author",
+        "override_reason",
+        "override_expires_at",
+    ]
+    assert set(frame.columns[11:]) == {"commitment", "usage"}
     scores = dict(zip(frame["account_id"], frame["score"], strict=True))
     assert math.isclose(scores["A1"], 100.0)
     assert math.isclose(scores["A2"], 10.0)
@@ -341,3 +348,17 @@ def test_ingest_every_row_rejected_exits_4(invoke, tmp_path):
     assert "1 rejected" in result.output
     assert "every row was rejected" in result.output
     assert "Nothing new" not in result.output
+
+
+def test_score_warns_when_events_end_long_before(invoke, portfolio, scored):
+    recent = invoke(
+        "score", "--as-of", "2024-04-15", "--profile", str(portfolio["profile"])
+    )
+    late = invoke(
+        "score", "--as-of", "2024-09-30", "--profile", str(portfolio["profile"])
+    )
+
+    assert "newest event" not in scored.output
+    assert "newest event" not in recent.output
+    assert late.exit_code == 0, late.output
+    assert "before the scoring date 2024-09-30" in " ".join(late.output.split())

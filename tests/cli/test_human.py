@@ -1,6 +1,7 @@
 import datetime as dt
 import re
 
+import pandas as pd
 import pytest
 
 from healthscore.store import Store
@@ -56,6 +57,22 @@ def test_override_set_applies_at_next_score(invoke, loaded):
     )
     assert "Computed: score 100.0, band Good." in explain_result.output
     assert re.search(r"score\s.*100\.00", explain_result.output)
+
+
+def test_export_scores_marks_override(invoke, loaded, tmp_path):
+    _set_override(invoke, "--score", "35")
+    invoke("score", "--profile", str(loaded["profile"]))
+    out = tmp_path / "scores.csv"
+
+    result = invoke("export", "scores", "--out", str(out))
+
+    assert result.exit_code == 0, result.output
+    rows = pd.read_csv(out).set_index("account_id")
+    assert rows.loc["A1", "score"] == 35.0
+    assert rows.loc["A1", "computed_score"] == 100.0
+    assert rows.loc["A1", "computed_band"] == "Good"
+    assert rows.loc["A1", "override_author"] == "ann"
+    assert rows.drop(index="A1")["override_author"].isna().all()
 
 
 def test_explain_without_override_has_no_override_line(invoke, loaded):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, ParamSpec, TypeVar
@@ -31,7 +33,18 @@ from healthscore.exceptions import (
 )
 from healthscore.store import STORE_ENV_VAR, Store, is_spark_url
 
-console = Console()
+# Rich lays tables out for 80 columns when the output is not a terminal, which cuts
+# numbers in the wider tables. Piped output gets this width unless COLUMNS is set.
+PIPED_WIDTH = 160
+
+
+def _piped_width() -> int | None:
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return None
+    return PIPED_WIDTH
+
+
+console = Console(width=_piped_width())
 error_console = Console(stderr=True)
 
 P = ParamSpec("P")

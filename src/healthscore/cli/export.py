@@ -29,6 +29,15 @@ export_app = typer.Typer(
 EXPORT_DECIMALS = 10
 
 EXPORT_COLUMNS = ["account_id", "as_of", "score", "band", "coverage", "profile_hash"]
+# Empty unless a CSM override set the score or band. computed_score and computed_band
+# are what the profile gave. A store from before overrides exports without them.
+OVERRIDE_EXPORT_COLUMNS = [
+    "computed_score",
+    "computed_band",
+    "override_author",
+    "override_reason",
+    "override_expires_at",
+]
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
@@ -51,7 +60,9 @@ def export_scores(
 ) -> None:
     """Export one row per account: score, band, coverage, profile hash and components.
 
-    Each account's newest snapshot is written unless --as-of picks a date. Component
+    Each account's newest snapshot is written unless --as-of picks a date. Where a
+    CSM override set the score or band, `computed_score` and `computed_band` keep
+    what the profile gave, with the override's author, reason and expiry. Component
     columns are named after the profile's components and are empty without data.
     """
     file_format = FORMATS.get(out.suffix.lower())
@@ -68,7 +79,10 @@ def export_scores(
     if scores.empty:
         raise NotFoundError(no_scores_message(date, segment))
 
-    frame = scores[EXPORT_COLUMNS].merge(components, on="account_id", how="left")
+    columns = EXPORT_COLUMNS + [
+        name for name in OVERRIDE_EXPORT_COLUMNS if name in scores.columns
+    ]
+    frame = scores[columns].merge(components, on="account_id", how="left")
     # Sums of weights such as 0.9999999999999999 are written as 1.0.
     numbers = frame.select_dtypes("float").columns
     frame[numbers] = frame[numbers].round(EXPORT_DECIMALS)

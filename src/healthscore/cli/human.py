@@ -156,7 +156,12 @@ def override_set(
             expires=date,
         )
     _print_set(stored)
-    console.print("It applies from the next `healthscore score` run.", highlight=False)
+    console.print(
+        f"It applies to scores as of {stored.entered_at.date().isoformat()} up to the "
+        f"day before {stored.expires_at.date().isoformat()}, from the next "
+        "`healthscore score` run on.",
+        highlight=False,
+    )
 
 
 @override_app.command("clear")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Sequence
 from enum import StrEnum
@@ -58,6 +59,9 @@ from healthscore.scoring import (
     load_profile_set,
     round_contributions,
 )
+
+# A scoring date this many days after the newest event gets a warning.
+STALE_DATA_DAYS = 30
 
 ProfileOption = Annotated[
     Path | None,
@@ -162,6 +166,8 @@ def score(
         console.print(options.describe(), highlight=False)
     if run.result.scores.empty:
         _explain_empty_run(chosen)
+    elif options is None:
+        _warn_if_data_is_old(store, date)
 
 
 def load_scoring_profile(path: Path | None) -> HealthProfile | ProfileSet:
@@ -194,6 +200,27 @@ def _explain_empty_run(profile: HealthProfile | ProfileSet) -> None:
         "--as-of.",
         highlight=False,
     )
+
+
+def _warn_if_data_is_old(store: str | None, as_of: dt.date) -> None:
+    """Warn when the newest event is long before the scoring date.
+
+    Usage metrics then measure the gap since the data ended rather than the
+    customers, which a default --as-of of today makes easy to miss.
+    """
+    with open_store(store, create=False) as opened:
+        events = opened.table("events")
+        newest = events.occurred_at.max().to_pyarrow().as_py()
+    if newest is None:
+        return
+    gap = (as_of - newest.date()).days
+    if gap > STALE_DATA_DAYS:
+        error_console.print(
+            f"[yellow]warning:[/] the newest event is from {newest.date()}, {gap} days "
+            f"before the scoring date {as_of}. Usage metrics measure that gap. Pass "
+            "--as-of with a date the data covers.",
+            highlight=False,
+        )
 
 
 def print_run_summary(run: ScoringRun) -> None:
