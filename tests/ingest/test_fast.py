@@ -363,7 +363,7 @@ row_strategy = st.tuples(
 @given(rows=st.lists(row_strategy, min_size=1, max_size=12))
 def test_fast_random_events_match_batch_path(tmp_path_factory, caplog, rows):
     # Rows without an id repeat often, so content-hash keys and their occurrence
-    # counts get exercised; ids are unique, so no conflict sends the file to the
+    # counts get exercised. Ids are unique, so no conflict sends the file to the
     # batch path.
     folder = tmp_path_factory.mktemp("random")
     records = [

@@ -195,7 +195,7 @@ def test_roll_up_child_without_arr_gets_no_weight():
     assert _component(result, "P", "usage") == 80.0
 
 
-def test_roll_up_without_any_arr_falls_back_to_mean():
+def test_roll_up_without_arr_uses_mean():
     children, accounts = _family([40.0, 80.0], [60.0, 60.0], [0.0, np.nan])
 
     result = roll_up(children, accounts, _rules())
@@ -220,7 +220,7 @@ def test_roll_up_worst_child_and_counts():
 
 
 def test_roll_up_nested_levels():
-    # G has the parents P1 (C1, C2) and P2 (C3), and the leaf L.
+    # Grandparent G has the parents P1 (children C1, C2) and P2 (C3), and leaf L.
     accounts = _accounts(
         [
             ("G", None, 0.0),

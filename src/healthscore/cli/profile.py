@@ -284,8 +284,8 @@ def churn_outcomes(accounts: pd.DataFrame, as_of: dt.date) -> ChurnOutcomes:
     -------
     ChurnOutcomes
         A ``churned_at`` after the end of ``as_of`` counts as churned, whatever
-        ``churned``; a ``churned_at`` up to that end counts as unknown, because the
-        account had already left. Without ``churned_at``, ``churned`` decides.
+        ``churned`` is. A ``churned_at`` up to that end counts as unknown, because
+        the account had already left. Without ``churned_at``, ``churned`` decides.
     """
     end = pd.Timestamp(period_end(as_of))
     churned_at = pd.to_datetime(accounts["churned_at"], utc=True)
@@ -352,8 +352,8 @@ def diff(
     The output shows the band transition matrix, the score distribution and band
     shares of each side, the ROC AUC of each side against churn, and the accounts
     whose band moves. An account counts as churned when its `churned_at` is after
-    the as-of date, or when it is marked churned without a date, which the output
-    says. Nothing is stored.
+    the as-of date, or when it is marked churned without a date, and the output
+    gives the number of such undated accounts. Nothing is stored.
     """
     old_set, new_set = _load_checked(old), _load_checked(new)
     date = check_scoring_date(parse_date(as_of) or today_utc())

@@ -61,13 +61,14 @@ def why(
 ) -> None:
     """Explain why an account's stored score changed between two dates.
 
-    The change is split into exact parts: a change of profile (`profile_version`
-    for a new version of the same profile, `profile_switch` for another profile),
-    one part per measure (`data` when its points moved, `went_missing` or
-    `came_back` when its data disappeared or returned, which reweights the other
-    measures), and float `rounding`. The parts are rounded to one decimal so that
-    they add up to the printed change. Both dates must have a stored score; exits
-    with 5 and lists the stored dates when one does not.
+    The change is split into exact parts. A change of profile gives
+    `profile_version` (a new version of the same profile) or `profile_switch`
+    (another profile). Each measure gives `data` when its points moved, or
+    `went_missing` or `came_back` when its data disappeared or returned, which
+    reweights the other measures. Float `rounding` is the last part. The parts are
+    rounded to one decimal so that they add up to the printed change. Both dates
+    must have a stored score, else the command exits with 5 and lists the stored
+    dates.
     """
     dates = parse_date(from_date, option="--from"), parse_date(to_date, option="--to")
     with open_read_store(store, tables=WHY_TABLES) as opened:

@@ -3,7 +3,7 @@
 Each input has an author, a reason and an expiry. As of a date D an input counts when
 it was entered by the end of D, expires after the end of D, and no later input of the
 same kind replaced it and no clear ended it by then. So an expired input stops
-counting by itself, and history rebuilt for an earlier date still sees it.
+counting by itself, and history rebuilt for an earlier date still counts it.
 
 Nothing is changed or deleted: ``human_inputs`` rows are written once, and every set
 and clear adds a ``human_input_audit`` row with the author, the time and the old and
@@ -532,8 +532,8 @@ def _new_input_id(store: Store) -> str:
     inputs = store.table("human_inputs")
     while True:
         input_id = uuid.uuid4().hex[:_INPUT_ID_LENGTH]
-        taken = inputs.filter(inputs.input_id == input_id).count().execute()
-        if not taken:
+        in_use = inputs.filter(inputs.input_id == input_id).count().execute()
+        if not in_use:
             return input_id
 
 

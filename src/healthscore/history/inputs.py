@@ -179,7 +179,7 @@ def _describe_dates(dates: tuple[dt.date, ...]) -> str:
 def load_run_inputs(store: Store, run: StoredRun) -> ScoreInputs:
     """Rebuild the profile and metric table that a stored run scored.
 
-    The metric table holds the accounts of the run that have the run's profile
+    The metric table contains the accounts of the run that have the run's profile
     hash, because a profile's percentile measures compare an account only with
     the accounts that the same profile scored.
 

@@ -65,10 +65,10 @@ def score_trends(
             _date=daily.as_of,
             **{f"score_{n}d": daily.score},
         )
-        wanted = current.as_of - ibis.interval(days=n)
+        earlier = current.as_of - ibis.interval(days=n)
         current = current.left_join(
             past,
-            [current.account_id == past._account, wanted.cast("date") == past._date],
+            [current.account_id == past._account, earlier.cast("date") == past._date],
         ).drop("_account", "_date")
 
     frame = current.order_by("account_id").to_pandas()

@@ -33,7 +33,8 @@ def input_ends(store: Store) -> ir.Table:
     """Return ``input_id`` and ``ended_at`` of every input that a change ended.
 
     A clear ends the cleared input, and a new input of the same kind ends the one
-    it replaced. An input ends at most once, so the first end is kept.
+    it replaced. Clearing an ended input is rejected, so an input has at most one
+    end. The earliest one is taken in any case.
     """
     audit = store.table("human_input_audit")
     ended = audit.filter(audit.ended_input_id.notnull())

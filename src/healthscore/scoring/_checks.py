@@ -284,6 +284,18 @@ def _format_bound(bound: float) -> str:
     return f"{bound:g}"
 
 
+def read_description(raw: Mapping[Any, Any], where: Where) -> str:
+    """Return the optional ``description`` text of ``raw``, empty when absent."""
+    value = raw.get("description")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise where.key("description").error(
+            f"expected text; got {value!r}. Quote the description."
+        )
+    return value
+
+
 def read_text(
     mapping: Mapping[Any, Any],
     key: str,

@@ -154,12 +154,12 @@ class ParentScores:
         ``children_with_data``. A parent's contributions,
         added in component order, give its score.
     contributions
-        One row per parent, component and direct child: ``parent_id``,
-        ``component``, ``child_id``, ``operator``, ``child_score`` (the child's
-        component score), ``points`` (the value the operator counts: the child
-        score, or 0 or 100 for ``share_poor``), ``weight`` (the child's share),
-        ``contribution`` (``weight * points``) and ``note`` (why a child got no
-        share, else None). For each parent and component, the contributions
+        One row per parent, component and direct child. Columns: ``parent_id``,
+        ``component``, ``child_id``, ``operator`` and ``child_score`` (the child's
+        component score). Then ``points``, the value the operator counts: the child
+        score, or 0 or 100 for ``share_poor``. Last come ``weight`` (the child's
+        share), ``contribution`` (``weight * points``) and ``note`` (why a child
+        got no share, else None). For each parent and component, the contributions
         added in row order give the component score.
     """
 

@@ -28,6 +28,7 @@ from healthscore.scoring._checks import (
     expect_list,
     expect_mapping,
     load_yaml,
+    read_description,
     read_number,
     read_text,
     require_key,
@@ -355,7 +356,7 @@ def _read_profile(raw: Mapping[Any, Any], where: Where, text: str) -> HealthProf
         pattern=PROFILE_NAME_PATTERN,
         pattern_description=_PROFILE_NAME_CHARACTERS,
     )
-    description = where.attempt(_read_description, raw, where)
+    description = where.attempt(read_description, raw, where)
     segments = where.attempt(_read_applies_to, raw.get("applies_to"), where)
     min_coverage = where.attempt(
         read_number,
@@ -400,17 +401,6 @@ def _check_hierarchy(profile: HealthProfile) -> None:
     from healthscore.scoring.hierarchy import hierarchy_rules
 
     hierarchy_rules(profile)
-
-
-def _read_description(raw: Mapping[Any, Any], where: Where) -> str:
-    value = raw.get("description")
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise where.key("description").error(
-            f"expected text; got {value!r}. Quote the description."
-        )
-    return value
 
 
 def _read_applies_to(raw: Any, where: Where) -> tuple[str, ...] | None:

@@ -81,7 +81,7 @@ class AucComparison:
 
 @dataclass(frozen=True)
 class ProfileDiff:
-    """What changes when the accounts are scored with the new profile.
+    """Changes in scores and bands when the accounts are scored with the new profile.
 
     Attributes
     ----------

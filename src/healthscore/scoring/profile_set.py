@@ -65,6 +65,7 @@ from healthscore.scoring._checks import (
     expect_list,
     expect_mapping,
     load_yaml,
+    read_description,
     read_text,
     require_key,
 )
@@ -484,7 +485,7 @@ def _read_set(
         pattern=PROFILE_NAME_PATTERN,
         pattern_description=_NAME_CHARACTERS,
     )
-    description = where.attempt(_read_description, raw, where)
+    description = where.attempt(read_description, raw, where)
     entries = where.attempt(_read_entries, raw, where, folder)
 
     where.problems.raise_any()
@@ -506,17 +507,6 @@ def _default_name(source: Path | None) -> str:
     if all(char.isalnum() and char.isascii() or char in "-_" for char in stem):
         return stem or DEFAULT_SET_NAME
     return DEFAULT_SET_NAME
-
-
-def _read_description(raw: Mapping[Any, Any], where: Where) -> str:
-    value = raw.get("description")
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise where.key("description").error(
-            f"expected text; got {value!r}. Quote the description."
-        )
-    return value
 
 
 def _read_entries(
@@ -867,9 +857,9 @@ def assign_profiles(
     names = np.full(len(accounts), None, dtype=object)
     open_rows = np.ones(len(accounts), dtype=bool)
     for entry in profile_set.entries:
-        taken = open_rows & _entry_mask(entry, columns)
-        names[taken] = entry.profile.name
-        open_rows &= ~taken
+        matched = open_rows & _entry_mask(entry, columns)
+        names[matched] = entry.profile.name
+        open_rows &= ~matched
 
     index = pd.Index(accounts["account_id"].to_numpy(), name="account_id")
     assignments = pd.Series(names, index=index, name="profile", dtype=object)
