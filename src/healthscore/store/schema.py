@@ -313,6 +313,36 @@ TABLES: dict[str, sch.Schema] = {
             "note": "string",
         }
     ),
+    # Churn probabilities written by healthscore.predict.predictions. Each run has
+    # its own run_id, and readers take an account's newest run. probability is the
+    # calibrated P(churn within horizon_days after as_of). low and high bound the
+    # percentile interval of coverage interval_level over bootstrap refits.
+    "predictions": ibis.schema(
+        {
+            "run_id": "!string",
+            "as_of": "!date",
+            "account_id": "!string",
+            "probability": "!float64",
+            "low": "float64",
+            "high": "float64",
+            "interval_level": "float64",
+            "horizon_days": "!int64",
+            "model": "!string",
+            "computed_at": f"!{_UTC}",
+        }
+    ),
+    # The features that moved an account's prediction most, rank 1 first, as
+    # ChurnModel.drivers returns them. value is the feature's value as of the run.
+    "prediction_drivers": ibis.schema(
+        {
+            "run_id": "!string",
+            "account_id": "!string",
+            "rank": "!int64",
+            "feature": "!string",
+            "contribution": "!float64",
+            "value": "float64",
+        }
+    ),
     "schema_info": ibis.schema({"schema_version": "!int64"}),
 }
 
