@@ -1,0 +1,245 @@
+"""Turn a fitted logistic churn model into a health profile YAML.
+
+Each metric becomes one measure whose points fall as the model's churn risk rises:
+
+- a number metric becomes a ``linear`` measure from ``worst`` to ``best``, the 5th
+  and 95th percentiles of its training values, ordered by the sign of its
+  coefficient;
+- a text metric, whose indicators the model weighed one by one, becomes a
+  ``category`` measure: the value with the lowest risk earns 100 points, the highest
+  0, and the others lie in between in proportion to their coefficients. A value
+  without an indicator of its own gets ``other`` points at risk 0, the baseline.
+
+A measure's weight is its swing: the log-odds change the model assigns between the
+measure's 0-point and 100-point ends. With these weights the score is
+``c - k * (model log-odds)``, with constants c and k > 0, for every account whose
+values lie within the ranges and are present. So the profile ranks such accounts
+exactly as the model does. Values beyond the range are clamped, and a missing value
+drops out of the score with the other weights renormalised, while the model adds its
+missing-indicator term instead. For such accounts the two rankings can differ.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from healthscore.exceptions import ConfigError
+from healthscore.predict.models import ChurnModel
+from healthscore.predict.training import TrainingSet, split_feature_name
+from healthscore.scoring import DEFAULT_BANDS, HealthProfile, load_profile
+from healthscore.scoring.profile import parse_profile
+
+__all__ = ["learned_profile"]
+
+logger = logging.getLogger(__name__)
+
+#: Percentiles of the training values that become a linear measure's ends.
+RANGE_PERCENTILES = (5.0, 95.0)
+
+#: Significant digits kept for weights, ends and points in the YAML.
+DIGITS = 6
+
+#: Coverage floor of a learned profile without a base profile.
+DEFAULT_MIN_COVERAGE = 0.5
+
+#: Component that holds measures whose metric the base profile does not use.
+LEARNED_COMPONENT = "learned"
+
+
+def learned_profile(
+    model: ChurnModel,
+    training: TrainingSet,
+    *,
+    base: HealthProfile | str | Path | None = None,
+    name: str = "learned",
+) -> str:
+    """Write a health profile whose weights come from a logistic churn model.
+
+    Parameters
+    ----------
+    model
+        A model from :func:`healthscore.predict.fit_logistic`.
+    training
+        The training set the model was fitted on; its values set the ranges.
+    base
+        A profile (or its YAML path) to take the description, ``applies_to``,
+        ``min_coverage``, bands and component grouping from. A metric the base
+        uses goes into the same component; other metrics go into a component
+        named ``learned``. None gives one ``learned`` component, default bands
+        and a coverage floor of 0.5.
+    name
+        The profile name.
+
+    Returns
+    -------
+    str
+        Profile YAML that :func:`healthscore.scoring.load_profile` accepts.
+
+    Raises
+    ------
+    ConfigError
+        If the model is not logistic, its features differ from the training
+        set's, or every coefficient is 0.
+    """
+    if model.feature_names != training.feature_names:
+        raise ConfigError(
+            "the model's features differ from the training set's; pass the training "
+            "set the model was fitted on.",
+            field="training",
+        )
+    base_profile = load_profile(base) if isinstance(base, str | Path) else base
+    coefficients = model.coefficients()
+    measures = _measures(coefficients, training.features())
+    if not measures:
+        raise ConfigError(
+            "every coefficient of the model is 0, so no measure has a weight. Fit "
+            "with more data, weaker regularisation (larger C) or fewer sign "
+            "constraints.",
+            field="model",
+        )
+
+    document = _document(name, measures, base_profile, model)
+    text = _header(model, training) + yaml.safe_dump(
+        document, sort_keys=False, allow_unicode=True, width=88
+    )
+    parse_profile(text)
+    logger.info("learned profile %r with %d measures", name, len(measures))
+    return text
+
+
+def _measures(coefficients: pd.DataFrame, features: pd.DataFrame) -> list[dict]:
+    """Build one measure mapping per metric, each with its swing as weight."""
+    by_metric: dict[str, list[str]] = {}
+    for feature in coefficients.index:
+        by_metric.setdefault(split_feature_name(feature)[0], []).append(feature)
+
+    measures = []
+    for metric, names in by_metric.items():
+        if split_feature_name(names[0])[1] is None:
+            measure = _linear_measure(
+                metric, coefficients.loc[metric], features[metric]
+            )
+        else:
+            measure = _category_measure(metric, coefficients.loc[names])
+        if measure is not None:
+            measures.append(measure)
+    return measures
+
+
+def _linear_measure(
+    metric: str, coefficient: pd.Series, values: pd.Series
+) -> dict[str, Any] | None:
+    per_unit = float(coefficient["coef_per_unit"])
+    present = values.dropna().to_numpy(dtype=np.float64)
+    if per_unit == 0.0 or len(present) == 0:
+        return None
+    low, high = np.percentile(present, RANGE_PERCENTILES)
+    if low == high:
+        low, high = present.min(), present.max()
+    if low == high:
+        return None
+
+    worst, best = (high, low) if per_unit > 0 else (low, high)
+    return {
+        "metric": metric,
+        "weight": _round(abs(per_unit) * (high - low)),
+        "linear": {"worst": _round(worst), "best": _round(best)},
+    }
+
+
+def _category_measure(metric: str, coefficients: pd.DataFrame) -> dict[str, Any] | None:
+    risks = {
+        split_feature_name(feature)[1]: float(row["coef_per_unit"])
+        for feature, row in coefficients.iterrows()
+    }
+    # A value without an indicator of its own has the indicators' baseline risk 0.
+    lowest = min(0.0, *risks.values())
+    highest = max(0.0, *risks.values())
+    swing = highest - lowest
+    if swing == 0.0:
+        return None
+    points = {
+        value: _round(100.0 * (highest - risk) / swing) for value, risk in risks.items()
+    }
+    other = _round(100.0 * highest / swing)
+    return {
+        "metric": metric,
+        "weight": _round(swing),
+        "category": {"points": points, "other": other},
+    }
+
+
+def _document(
+    name: str,
+    measures: list[dict],
+    base: HealthProfile | None,
+    model: ChurnModel,
+) -> dict[str, Any]:
+    """Assemble the profile mapping, grouping measures as the base profile does."""
+    components = _components(measures, base)
+    document: dict[str, Any] = {
+        "name": name,
+        "description": (
+            base.description
+            if base is not None
+            else f"Weights learned by {model.kind} regression from churn outcomes."
+        ),
+    }
+    if base is not None and base.applies_to_segments is not None:
+        document["applies_to"] = {"segments": list(base.applies_to_segments)}
+    document["min_coverage"] = (
+        base.min_coverage if base is not None else DEFAULT_MIN_COVERAGE
+    )
+    bands = base.bands if base is not None else DEFAULT_BANDS
+    document["bands"] = [{"name": band.name, "min": band.min} for band in bands]
+    document["components"] = components
+    return document
+
+
+def _components(measures: list[dict], base: HealthProfile | None) -> list[dict]:
+    """Place each measure in its base component; component weight = sum of swings."""
+    home: dict[str, str] = {}
+    if base is not None:
+        for component, measure in base.measures:
+            home.setdefault(measure.metric, component.name)
+
+    grouped: dict[str, list[dict]] = {}
+    for measure in measures:
+        grouped.setdefault(home.get(measure["metric"], LEARNED_COMPONENT), [])
+        grouped[home.get(measure["metric"], LEARNED_COMPONENT)].append(measure)
+    return [
+        {
+            "name": component,
+            "weight": _round(math.fsum(m["weight"] for m in items)),
+            "measures": items,
+        }
+        for component, items in grouped.items()
+    ]
+
+
+def _header(model: ChurnModel, training: TrainingSet) -> str:
+    labels = training.labels()
+    dates = ", ".join(d.isoformat() for d in training.observation_dates()[:5])
+    more = " ..." if len(training.observation_dates()) > 5 else ""
+    return (
+        f"# Learned by {model.kind} regression on {len(labels)} rows "
+        f"({int(labels.sum())} churned within {training.horizon_days} days),\n"
+        f"# observed on {dates}{more}.\n"
+        "# A measure's weight is the log-odds swing of churn risk between its 0 and\n"
+        "# 100 point ends; review the ranges before use.\n"
+    )
+
+
+def _round(value: float) -> float:
+    """Round to DIGITS significant digits as a plain float."""
+    value = float(value)
+    if value == 0.0 or not math.isfinite(value):
+        return value
+    return float(f"{value:.{DIGITS}g}")
