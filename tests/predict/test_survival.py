@@ -28,10 +28,11 @@ def _tiny():
     )
 
 
-def _numpy_kaplan_meier(months, churned):
+def _numpy_kaplan_meier(months, churned, entry=None):
     """Return event times and S(t) after each, from the product-limit formula."""
+    entry = np.zeros_like(months) if entry is None else entry
     times = np.unique(months[churned])
-    at_risk = np.array([(months >= t).sum() for t in times])
+    at_risk = np.array([((entry < t) & (months >= t)).sum() for t in times])
     events = np.array([((months == t) & churned).sum() for t in times])
     return times, np.cumprod(1.0 - events / at_risk)
 
@@ -108,6 +109,21 @@ def test_band_survival_matches_numpy_kaplan_meier():
             _numpy_restricted_mean(times, survival, 18.0), rel=1e-12
         )
         assert row["median_months"] == times[np.argmax(survival <= 0.5)]
+
+
+def test_band_survival_truncated_matches_numpy():
+    rng = np.random.default_rng(11)
+    entry = np.round(rng.uniform(0, 24, size=300), 2) + 0.005
+    months = entry + np.round(rng.exponential(10.0, size=300), 1) + 0.1
+    churned = rng.random(300) < 0.5
+    durations, bands = _frames(months, churned, ["Poor"] * 300)
+    durations["entry_months"] = entry
+
+    curve = band_survival(durations, bands).curves
+
+    times, survival = _numpy_kaplan_meier(months, churned, entry)
+    expected = [_numpy_step(times, survival, t) for t in curve["months"]]
+    np.testing.assert_allclose(curve["survival"], expected, rtol=1e-12)
 
 
 def test_band_survival_interval_brackets_curve():
@@ -210,10 +226,53 @@ def test_tenure_durations_counts_skipped():
     }
 
 
-def test_tenure_durations_start_fills_missing_created():
+def test_tenure_durations_observed_from_fills_missing_created():
     accounts = _accounts([("nostart", None, True, "2024-02-01")])
 
-    result = tenure_durations(accounts, dt.date(2024, 6, 30), start=dt.date(2024, 1, 1))
+    result = tenure_durations(
+        accounts, dt.date(2024, 6, 30), observed_from=dt.date(2024, 1, 1)
+    )
 
     assert result.durations["months"].iloc[0] == pytest.approx(31 / DAYS_PER_MONTH)
+    assert result.durations["entry_months"].iloc[0] == 0.0
     assert bool(result.durations["churned"].iloc[0])
+
+
+def test_tenure_durations_observed_from_truncates():
+    accounts = _accounts(
+        [
+            ("old", "2023-01-01", True, "2024-03-01"),
+            ("gone", "2023-01-01", True, "2023-06-01"),
+            ("new", "2024-02-01", False, None),
+        ]
+    )
+
+    result = tenure_durations(
+        accounts, dt.date(2024, 6, 30), observed_from=dt.date(2024, 1, 1)
+    )
+
+    frame = result.durations.set_index("account_id")
+    assert list(frame.index) == ["old", "new"]
+    assert result.skipped["churned before observed_from"] == 1
+    # 2023-01-01 to 2024-01-01 is 365 days, to 2024-03-01 is 425 days.
+    assert frame.loc["old", "entry_months"] == pytest.approx(365 / DAYS_PER_MONTH)
+    assert frame.loc["old", "months"] == pytest.approx(425 / DAYS_PER_MONTH)
+    assert frame.loc["new", "entry_months"] == 0.0
+
+
+def test_band_survival_left_truncation_by_hand():
+    # Entering at 2.5 months, "late" is not at risk at 1 or 2 months.
+    durations, bands = _frames(
+        [1.0, 2.0, 3.0, 4.0, 3.5],
+        [True, True, True, False, False],
+        ["Poor"] * 5,
+    )
+    durations["entry_months"] = [0.0, 0.0, 0.0, 0.0, 2.5]
+
+    curve = band_survival(durations, bands).curves.set_index("months")
+
+    assert curve.loc[1.0, "survival"] == pytest.approx(3 / 4)
+    assert curve.loc[2.0, "survival"] == pytest.approx(3 / 4 * 2 / 3)
+    # At 3 months "late" is at risk too: 3 accounts, 1 churn.
+    assert curve.loc[3.0, "at_risk"] == 3
+    assert curve.loc[3.0, "survival"] == pytest.approx(0.5 * 2 / 3)

@@ -2,7 +2,10 @@
 
 An account's duration runs from its start (``created_at``) to ``churned_at`` when it
 churned by the as-of date, and is censored at the as-of date otherwise. Durations are
-in months of 365.25 / 12 days. The functions are pure: frames in, frames out.
+in months of 365.25 / 12 days. When the data starts after accounts were created, an
+account enters the curve at its tenure on the first observed day (left truncation,
+lifelines' ``entry``), so accounts that churned before any data was kept do not make
+the curve look better. The functions are pure: frames in, frames out.
 
 Two summaries of a band's curve are given, because a healthy band's curve often never
 falls to 0.5 and so has no median:
@@ -27,6 +30,7 @@ from lifelines import KaplanMeierFitter
 from lifelines.utils import restricted_mean_survival_time
 
 from healthscore.exceptions import ConfigError, InputDataError
+from healthscore.scoring import UNKNOWN_BAND
 
 __all__ = [
     "DAYS_PER_MONTH",
@@ -62,8 +66,10 @@ class SurvivalDurations:
     Attributes
     ----------
     durations
-        One row per account: ``account_id``, ``months`` (float, at least 0) and
-        ``churned`` (bool, true when the account churned by the as-of date).
+        One row per account: ``account_id``, ``months`` (float, at least 0),
+        ``entry_months`` (tenure when the account came under observation, 0
+        unless :func:`tenure_durations` had ``observed_from``) and ``churned``
+        (bool, true when the account churned by the as-of date).
     skipped
         Accounts left out, by reason: no start date, created after the as-of date,
         churned without a churn date, or churned before their start.
@@ -99,7 +105,10 @@ class BandSurvival:
 
 
 def tenure_durations(
-    accounts: pd.DataFrame, as_of: dt.date, *, start: dt.date | None = None
+    accounts: pd.DataFrame,
+    as_of: dt.date,
+    *,
+    observed_from: dt.date | None = None,
 ) -> SurvivalDurations:
     """Compute each account's months from its start to churn, or to the as-of date.
 
@@ -111,9 +120,13 @@ def tenure_durations(
     as_of
         Churns after the end of this day are not known yet, so those accounts are
         censored at it.
-    start
-        Start date of accounts without ``created_at``. Without it, such accounts
-        are skipped.
+    observed_from
+        First day from which churns are recorded, for data that starts after
+        many accounts were created. An account created before it enters the
+        curves at its tenure on that day (left truncation), one without
+        ``created_at`` starts on that day, and one that churned before it is
+        skipped. Without it, churns are taken as recorded since each account's
+        ``created_at`` and accounts without one are skipped.
 
     Returns
     -------
@@ -122,8 +135,9 @@ def tenure_durations(
     """
     end = pd.Timestamp(as_of, tz="UTC") + pd.Timedelta(days=1)
     created = pd.to_datetime(accounts["created_at"], utc=True)
-    if start is not None:
-        created = created.fillna(pd.Timestamp(start, tz="UTC"))
+    first = None if observed_from is None else pd.Timestamp(observed_from, tz="UTC")
+    if first is not None:
+        created = created.fillna(first)
     churned_at = pd.to_datetime(accounts["churned_at"], utc=True)
     flagged = accounts["churned"].fillna(False).astype(bool)
 
@@ -135,18 +149,25 @@ def tenure_durations(
         "churned without a churn date": flagged & churned_at.isna(),
         "churned before its start": churned_by_end & (stop < created),
     }
+    if first is not None:
+        reasons["churned before observed_from"] = churned_by_end & (stop < first)
     keep = ~pd.concat(reasons, axis=1).any(axis=1)
     skipped = _count_skipped(reasons)
 
-    months = (stop[keep] - created[keep]).dt.total_seconds() / 86400 / DAYS_PER_MONTH
+    entered = created if first is None else created.where(created > first, first)
     durations = pd.DataFrame(
         {
             "account_id": accounts.loc[keep, "account_id"].to_numpy(),
-            "months": months.to_numpy(dtype="float64"),
+            "months": _months(stop[keep] - created[keep]),
+            "entry_months": _months(entered[keep] - created[keep]),
             "churned": churned_by_end[keep].to_numpy(dtype=bool),
         }
     )
     return SurvivalDurations(durations=durations, skipped=skipped)
+
+
+def _months(spans: pd.Series) -> np.ndarray:
+    return (spans.dt.total_seconds() / 86400 / DAYS_PER_MONTH).to_numpy(dtype="float64")
 
 
 def _count_skipped(reasons: dict[str, pd.Series]) -> dict[str, int]:
@@ -174,12 +195,14 @@ def band_survival(
     Parameters
     ----------
     durations
-        ``account_id``, ``months`` and ``churned``, as from :func:`tenure_durations`.
+        ``account_id``, ``months`` and ``churned``, and optionally
+        ``entry_months``, as from :func:`tenure_durations`.
     bands
         ``account_id`` and ``band``. Accounts without a band are left out.
     horizon_months
         Upper limit of the restricted mean. By default the shortest of the bands'
-        longest durations, so every band's curve is observed up to it.
+        longest durations, so every band's curve is observed up to it. The
+        Unknown band is left out of that minimum unless it is the only band.
     band_order
         Order of the bands in the output; bands not listed follow by name.
 
@@ -239,7 +262,10 @@ def _ordered_bands(found: list[str], order: list[str] | None) -> list[str]:
 
 def _horizon(groups: dict[str, pd.DataFrame], requested: float | None) -> float:
     if requested is None:
-        return float(min(group["months"].max() for group in groups.values()))
+        known = [g for name, g in groups.items() if name != UNKNOWN_BAND] or list(
+            groups.values()
+        )
+        return float(min(group["months"].max() for group in known))
     if not np.isfinite(requested) or requested <= 0:
         raise ConfigError(
             f"horizon_months {requested!r} is not a positive number of months; pass "
@@ -250,9 +276,13 @@ def _horizon(groups: dict[str, pd.DataFrame], requested: float | None) -> float:
 
 
 def _fit(name: str, group: pd.DataFrame) -> KaplanMeierFitter:
+    entry = None
+    if "entry_months" in group:
+        entry = group["entry_months"].to_numpy(dtype="float64")
     return KaplanMeierFitter(label=str(name)).fit(
         group["months"].to_numpy(dtype="float64"),
         event_observed=group["churned"].to_numpy(dtype=bool),
+        entry=entry,
     )
 
 
