@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from healthscore.predict.validation import Split, validate_scores
+from healthscore.predict.validation_report import (
+    render_validation_html,
+    write_validation_report,
+)
+
+
+def _document() -> dict:
+    rng = np.random.default_rng(2)
+    score = rng.uniform(0, 100, 400)
+    churned = rng.random(400) < (100 - score) / 200
+    band = np.where(score >= 70, "Good", np.where(score >= 40, "Average", "Poor"))
+    frame = pd.DataFrame(
+        {
+            "account_id": [f"a{i}" for i in range(400)],
+            "score": score,
+            "band": band,
+            "churned": churned,
+        }
+    )
+    split = Split(kind="all-accounts", description="Every account.", as_of="2024-03-31")
+    result = validate_scores(
+        frame,
+        profile={"name": "<b>hand</b>", "hash": "abc", "source": None},
+        bands=("Good", "Average", "Poor"),
+        split=split,
+        resamples=30,
+    )
+    return {
+        "as_of": "2024-03-31",
+        "generated_at": "2024-04-01T00:00:00+00:00",
+        "bootstrap": {
+            "method": "percentile",
+            "resamples": 30,
+            "level": 0.95,
+            "seed": 0,
+        },
+        "profiles": [result, result],
+    }
+
+
+def test_render_validation_html_escapes_names() -> None:
+    page = render_validation_html(_document())
+
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<b>hand</b>" not in page
+    assert "&lt;b&gt;hand&lt;/b&gt;" in page
+    assert 'id="metrics"' in page
+    assert "All accounts." in page
+    assert "not available, because the outcome has no dates" in page
+
+
+def test_write_validation_report_writes_both(tmp_path) -> None:
+    document = _document()
+
+    html_path, json_path = write_validation_report(document, tmp_path / "out")
+
+    assert html_path.name == "validation.html"
+    loaded = json.loads(json_path.read_text(encoding="utf-8"))
+    assert (
+        loaded["profiles"][0]["metrics"]["roc_auc"]["estimate"]
+        == (document["profiles"][0]["metrics"]["roc_auc"]["estimate"])
+    )
+    assert loaded["profiles"][0]["lead_time"]["available"] is False
+    assert "NaN" not in json_path.read_text(encoding="utf-8")
