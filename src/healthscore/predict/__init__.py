@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from healthscore.predict.learned_profile import learned_profile
+from healthscore.predict.learned_profile import (
+    cross_validated_profile_risk,
+    learned_profile,
+    profile_risk,
+)
 from healthscore.predict.models import (
     ChurnModel,
     cross_validated_predictions,
     expected_calibration_error,
     fit_boosted,
     fit_logistic,
+    fold_splits,
 )
 from healthscore.predict.training import (
     TrainingSet,
@@ -24,10 +29,13 @@ __all__ = [
     "build_training_set",
     "churn_labels",
     "cross_validated_predictions",
+    "cross_validated_profile_risk",
     "expected_calibration_error",
     "features_as_of",
     "fit_boosted",
     "fit_logistic",
+    "fold_splits",
     "learned_profile",
+    "profile_risk",
     "split_feature_name",
 ]

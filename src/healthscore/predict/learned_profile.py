@@ -21,22 +21,33 @@ missing-indicator term instead. For such accounts the two rankings can differ.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import yaml
 
 from healthscore.exceptions import ConfigError
-from healthscore.predict.models import ChurnModel
+from healthscore.metrics import compute_metrics
+from healthscore.predict.models import ChurnModel, fit_logistic, fold_splits
 from healthscore.predict.training import TrainingSet, split_feature_name
-from healthscore.scoring import DEFAULT_BANDS, HealthProfile, load_profile
-from healthscore.scoring.profile import parse_profile
+from healthscore.scoring import (
+    DEFAULT_BANDS,
+    HealthProfile,
+    load_profile,
+    parse_profile,
+    score_accounts,
+)
 
-__all__ = ["learned_profile"]
+if TYPE_CHECKING:
+    from healthscore.store import Store
+
+__all__ = ["cross_validated_profile_risk", "learned_profile", "profile_risk"]
 
 logger = logging.getLogger(__name__)
 
@@ -243,3 +254,74 @@ def _round(value: float) -> float:
     if value == 0.0 or not math.isfinite(value):
         return value
     return float(f"{value:.{DIGITS}g}")
+
+
+def profile_risk(
+    store: Store, profile: HealthProfile, training: TrainingSet
+) -> np.ndarray:
+    """Score the training rows with a profile and return ``100 - score`` per row.
+
+    Each row is scored on the metrics as of its observation date, so the risk can be
+    compared with a model's held-out probabilities on the same rows.
+
+    Parameters
+    ----------
+    store
+        The store the training set was built from.
+    profile
+        The profile to score with.
+    training
+        The rows to score.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 risk per row of ``training.rows``; NaN where the score is Unknown.
+    """
+    risk = np.full(len(training.rows), np.nan)
+    observed = training.rows["observed_at"]
+    for date in training.observation_dates():
+        positions = np.flatnonzero((observed == date).to_numpy())
+        metrics = compute_metrics(store, date, (*profile.metrics, "segment"))
+        scores = score_accounts(metrics, profile).scores.set_index("account_id")
+        accounts = training.rows["account_id"].iloc[positions]
+        risk[positions] = 100.0 - scores["score"].reindex(accounts).to_numpy()
+    return risk
+
+
+def cross_validated_profile_risk(
+    store: Store,
+    training: TrainingSet,
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    time_based: bool | None = None,
+    fit: Callable[[TrainingSet], ChurnModel] | None = None,
+    base: HealthProfile | None = None,
+) -> pd.DataFrame:
+    """Score each row with a profile learned without it.
+
+    The folds are those of :func:`healthscore.predict.cross_validated_predictions`
+    with the same arguments. On each fold ``fit`` fits a logistic model on the
+    training rows (by default :func:`fit_logistic` without calibration, which a
+    profile does not use), :func:`learned_profile` turns it into a profile with
+    ``base``, and the profile scores the test rows.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``row``, ``fold``, ``risk`` (``100 - score``, NaN when Unknown) and
+        ``label``, sorted by ``row``.
+    """
+    if fit is None:
+        fit = functools.partial(fit_logistic, calibration=None)
+    parts = []
+    splits = fold_splits(training, folds=folds, seed=seed, time_based=time_based)
+    for fold, (train, test) in enumerate(splits):
+        subset = training.take(train)
+        text = learned_profile(fit(subset), subset, base=base, name=LEARNED_COMPONENT)
+        risk = profile_risk(store, parse_profile(text), training.take(test))
+        parts.append(pd.DataFrame({"row": test, "fold": fold, "risk": risk}))
+    result = pd.concat(parts, ignore_index=True).sort_values("row", ignore_index=True)
+    result["label"] = training.labels()[result["row"].to_numpy()]
+    return result

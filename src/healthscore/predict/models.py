@@ -34,6 +34,7 @@ __all__ = [
     "expected_calibration_error",
     "fit_boosted",
     "fit_logistic",
+    "fold_splits",
 ]
 
 logger = logging.getLogger(__name__)
@@ -377,6 +378,7 @@ def cross_validated_predictions(
     folds: int = 5,
     seed: int = 0,
     time_based: bool | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
     """Predict every row with a model fitted without it.
 
@@ -401,6 +403,8 @@ def cross_validated_predictions(
         Shuffle seed of the stratified split.
     time_based
         Force the split; None chooses from the number of dates.
+    progress
+        Called with (folds done, folds) after each fold.
 
     Returns
     -------
@@ -417,10 +421,7 @@ def cross_validated_predictions(
     """
     if time_based is None:
         time_based = len(training.observation_dates()) > 1
-    if time_based:
-        splits = _time_splits(training, folds)
-    else:
-        splits = _stratified_splits(training.labels(), folds, seed)
+    splits = fold_splits(training, folds=folds, seed=seed, time_based=time_based)
 
     parts = []
     for fold, (train, test) in enumerate(splits):
@@ -429,6 +430,8 @@ def cross_validated_predictions(
         parts.append(
             pd.DataFrame({"row": test, "fold": fold, "probability": probability})
         )
+        if progress is not None:
+            progress(fold + 1, len(splits))
     result = pd.concat(parts, ignore_index=True).sort_values("row", ignore_index=True)
     result["label"] = training.labels()[result["row"].to_numpy()]
     result.attrs["split"] = "time" if time_based else "stratified"
@@ -439,6 +442,24 @@ def cross_validated_predictions(
         result.attrs["split"],
     )
     return result
+
+
+def fold_splits(
+    training: TrainingSet,
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    time_based: bool | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Return the (train, test) row positions of each fold.
+
+    The split is the one :func:`cross_validated_predictions` describes.
+    """
+    if time_based is None:
+        time_based = len(training.observation_dates()) > 1
+    if time_based:
+        return _time_splits(training, folds)
+    return _stratified_splits(training.labels(), folds, seed)
 
 
 def expected_calibration_error(
@@ -639,6 +660,12 @@ def _check_two_classes(training: TrainingSet) -> None:
     labels = training.labels()
     churned = int(labels.sum())
     retained = len(labels) - churned
+    if len(labels) == 0:
+        raise InputDataError(
+            "the training set has no rows: no account in scope on the observation "
+            "dates has a known outcome. Load accounts with a churned value (and "
+            "churned_at for dated churn), or choose dates when they were customers."
+        )
     if churned < CALIBRATION_FOLDS or retained < CALIBRATION_FOLDS:
         raise InputDataError(
             f"the training set has {churned} churned and {retained} retained rows; "
