@@ -459,6 +459,8 @@ def fold_splits(
         time_based = len(training.observation_dates()) > 1
     if time_based:
         return _time_splits(training, folds)
+    _check_folds(folds)
+    _check_two_classes(training, folds)
     return _stratified_splits(training.labels(), folds, seed)
 
 
@@ -656,7 +658,8 @@ def _check_calibration(calibration: str | None) -> None:
         )
 
 
-def _check_two_classes(training: TrainingSet) -> None:
+def _check_two_classes(training: TrainingSet, minimum: int = CALIBRATION_FOLDS) -> None:
+    """Raise InputDataError unless there are ``minimum`` churned and retained rows."""
     labels = training.labels()
     churned = int(labels.sum())
     retained = len(labels) - churned
@@ -666,23 +669,27 @@ def _check_two_classes(training: TrainingSet) -> None:
             "dates has a known outcome. Load accounts with a churned value (and "
             "churned_at for dated churn), or choose dates when they were customers."
         )
-    if churned < CALIBRATION_FOLDS or retained < CALIBRATION_FOLDS:
+    if churned < minimum or retained < minimum:
         raise InputDataError(
             f"the training set has {churned} churned and {retained} retained rows; "
-            f"a model needs at least {CALIBRATION_FOLDS} of each. Choose observation "
-            "dates and a horizon in which some accounts churned and some stayed."
+            f"at least {minimum} of each are needed to fit and check a model. Choose "
+            "observation dates and a horizon in which more accounts churned and "
+            "more stayed."
         )
 
 
-def _stratified_splits(
-    labels: np.ndarray, folds: int, seed: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
+def _check_folds(folds: int) -> None:
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
         raise ConfigError(
             f"folds must be an int of at least 2; got {folds!r}. Pass 5 for "
             "five-fold cross-validation.",
             field="folds",
         )
+
+
+def _stratified_splits(
+    labels: np.ndarray, folds: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return list(splitter.split(np.zeros(len(labels)), labels))
 
@@ -690,6 +697,7 @@ def _stratified_splits(
 def _time_splits(
     training: TrainingSet, folds: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
+    _check_folds(folds)
     observed = pd.to_datetime(pd.Series(training.rows["observed_at"]))
     horizon = pd.Timedelta(days=training.horizon_days)
     splits = []

@@ -1,0 +1,285 @@
+"""`healthscore learn`: fit a churn model on outcomes and write a learned profile."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from healthscore.cli._common import (
+    ReadStoreOption,
+    check_scoring_date,
+    console,
+    handle_errors,
+    make_progress,
+    parse_date,
+    today_utc,
+)
+from healthscore.cli._spark import open_read_store
+from healthscore.evaluation import roc_auc
+from healthscore.exceptions import ConfigError, InputDataError
+from healthscore.predict import (
+    ChurnModel,
+    TrainingSet,
+    build_training_set,
+    cross_validated_predictions,
+    cross_validated_profile_risk,
+    expected_calibration_error,
+    fit_boosted,
+    fit_logistic,
+    learned_profile,
+    profile_risk,
+)
+from healthscore.scoring import HealthProfile, load_profile
+
+#: Store tables that metrics read.
+SOURCE_TABLES = (
+    "accounts",
+    "account_attributes",
+    "events",
+    "survey_responses",
+    "tickets",
+    "human_inputs",
+)
+
+#: Horizon used when --horizon-days is not given.
+DEFAULT_HORIZON_DAYS = 90
+
+
+class ModelKind(StrEnum):
+    """Churn models that `healthscore learn` can fit."""
+
+    logistic = "logistic"
+    boosted = "boosted"
+
+
+@handle_errors
+def learn(
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="File to write the learned profile YAML to.",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ],
+    store: ReadStoreOption = None,
+    as_of: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--as-of",
+            help="Observation date (YYYY-MM-DD, UTC); features use data up to the "
+            "end of this day. Repeat for several dates. [default: today]",
+            show_default=False,
+            metavar="DATE",
+        ),
+    ] = None,
+    horizon_days: Annotated[
+        int,
+        typer.Option(
+            "--horizon-days",
+            help="Days after each observation date in which a churn counts.",
+            min=1,
+        ),
+    ] = DEFAULT_HORIZON_DAYS,
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics",
+            help="Comma-separated metric names to learn from, such as "
+            "tenure_days,active_days_30d.",
+            show_default=False,
+        ),
+    ] = None,
+    profile: Annotated[
+        Path | None,
+        typer.Option(
+            "--profile",
+            "-p",
+            help="Take the metrics, bands and grouping from this profile, and "
+            "compare its held-out ROC AUC with the learned one.",
+            exists=True,
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    model: Annotated[
+        ModelKind,
+        typer.Option("--model", help="Model whose held-out figures are printed."),
+    ] = ModelKind.logistic,
+    segment: Annotated[
+        list[str] | None,
+        typer.Option("--segment", help="Learn only from accounts of this segment."),
+    ] = None,
+    name: Annotated[
+        str, typer.Option("--name", help="Name of the learned profile.")
+    ] = "learned",
+    folds: Annotated[
+        int, typer.Option("--folds", help="Cross-validation folds.", min=2)
+    ] = 5,
+) -> None:
+    """Learn churn weights from outcomes and write them as a health profile.
+
+    Builds a training set of metrics as of each observation date, labelled by churn
+    within the horizon after it, prints held-out ROC AUC and calibration error, and
+    writes a profile whose weights come from a logistic regression.
+    """
+    dates = _observation_dates(as_of)
+    base = load_profile(profile) if profile is not None else None
+    names = _metric_names(metrics, base)
+
+    with (
+        open_read_store(store, tables=SOURCE_TABLES) as opened,
+        make_progress() as progress,
+    ):
+        task = progress.add_task("Building the training set", total=None)
+        training = build_training_set(
+            opened, names, dates, horizon_days, segments=segment
+        )
+        _check_outcomes(training)
+
+        progress.update(task, description=f"Cross-validating the {model} model")
+        fit = _model_fit(model)
+        predictions = cross_validated_predictions(
+            training,
+            fit,
+            folds=folds,
+            progress=lambda done, total: progress.update(
+                task, completed=done, total=total
+            ),
+        )
+
+        progress.update(task, description="Scoring the learned profile", total=None)
+        learned_risk = cross_validated_profile_risk(
+            opened, training, folds=folds, base=base
+        )
+        base_risk = profile_risk(opened, base, training) if base else None
+
+        progress.update(task, description="Fitting on all rows")
+        final = fit_logistic(training, calibration=None)
+        text = learned_profile(final, training, base=base, name=name)
+
+    out.write_text(text, encoding="utf-8")
+    _print_summary(training, model, predictions.attrs["split"], folds)
+    _print_figures(predictions, learned_risk, base_risk, base)
+    console.print(f"Wrote the learned profile to {escape(str(out))}.")
+
+
+def _observation_dates(texts: list[str] | None) -> list[dt.date]:
+    if not texts:
+        return [today_utc()]
+    dates = []
+    for text in texts:
+        date = parse_date(text)
+        if date is not None:
+            dates.append(check_scoring_date(date))
+    return dates
+
+
+def _metric_names(metrics: str | None, base: HealthProfile | None) -> list[str]:
+    if metrics is not None and base is not None:
+        raise ConfigError(
+            "--metrics and --profile both name the metrics; pass one of them.",
+            field="--metrics",
+        )
+    if base is not None:
+        return list(base.metrics)
+    if metrics is None:
+        raise ConfigError(
+            "no metrics to learn from; pass --metrics a,b,c or --profile FILE to "
+            "take the metrics of a profile.",
+            field="--metrics",
+        )
+    names = [name.strip() for name in metrics.split(",") if name.strip()]
+    if not names:
+        raise ConfigError(
+            f"--metrics {metrics!r} names no metric; pass comma-separated names "
+            "such as tenure_days,active_days_30d.",
+            field="--metrics",
+        )
+    return names
+
+
+def _check_outcomes(training: TrainingSet) -> None:
+    labels = training.labels()
+    if len(labels) and not labels.any():
+        raise InputDataError(
+            f"none of the {len(labels)} labelled accounts churned within "
+            f"{training.horizon_days} days of the observation dates, so there is "
+            "nothing to learn from. Load churn outcomes (churned, churned_at), pick "
+            "earlier --as-of dates or a longer --horizon-days."
+        )
+
+
+def _model_fit(kind: ModelKind) -> Callable[[TrainingSet], ChurnModel]:
+    if kind is ModelKind.boosted:
+        return functools.partial(fit_boosted)
+    return functools.partial(fit_logistic)
+
+
+def _print_summary(
+    training: TrainingSet, kind: ModelKind, split: str, folds: int
+) -> None:
+    labels = training.labels()
+    dates = training.observation_dates()
+    how = (
+        f"{folds} stratified folds"
+        if split == "stratified"
+        else f"time-based folds over {len(dates)} dates"
+    )
+    console.print(
+        f"Trained a {kind} model on {len(labels):,} rows ({int(labels.sum()):,} "
+        f"churned within {training.horizon_days} days) with "
+        f"{len(training.feature_names)} features; held out by {how}."
+    )
+
+
+def _print_figures(
+    predictions: pd.DataFrame,
+    learned_risk: pd.DataFrame,
+    base_risk: np.ndarray | None,
+    base: HealthProfile | None,
+) -> None:
+    table = Table(title="Held-out figures")
+    table.add_column("Ranking")
+    table.add_column("ROC AUC", justify="right")
+    table.add_column("ECE", justify="right")
+    probability, labels = predictions["probability"], predictions["label"]
+    ece = expected_calibration_error(probability, labels)
+    table.add_row("model probability", _auc(probability, labels), f"{ece:.3f}")
+    table.add_row(
+        "learned profile score",
+        _auc(learned_risk["risk"], learned_risk["label"]),
+        "-",
+    )
+    if base is not None and base_risk is not None:
+        rows = predictions["row"].to_numpy()
+        table.add_row(f"profile {base.name}", _auc(base_risk[rows], labels), "-")
+    console.print(table)
+    console.print(
+        "ECE: expected calibration error over 10 equal-width probability bins. "
+        "Profile rows rank accounts by 100 - score."
+    )
+
+
+def _auc(risk: npt.ArrayLike, labels: npt.ArrayLike) -> str:
+    risk = np.asarray(risk, dtype=np.float64)
+    known = ~np.isnan(risk)
+    if known.sum() == 0:
+        return "-"
+    try:
+        return f"{roc_auc(risk, labels):.3f}"
+    except InputDataError:
+        return "-"
