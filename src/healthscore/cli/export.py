@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -40,6 +41,17 @@ OVERRIDE_EXPORT_COLUMNS = [
 ]
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
+# Columns of the newest stored prediction, added when the store contains any.
+PREDICTION_EXPORT_COLUMNS = {
+    "as_of": "churn_as_of",
+    "probability": "churn_probability",
+    "low": "churn_low",
+    "high": "churn_high",
+    "interval_level": "churn_interval_level",
+    "horizon_days": "churn_horizon_days",
+    "model": "churn_model",
+}
+
 
 @export_app.command("scores")
 @handle_errors
@@ -64,6 +76,11 @@ def export_scores(
     CSM override set the score or band, `computed_score` and `computed_band` keep
     what the profile gave, with the override's author, reason and expiry. Component
     columns are named after the profile's components and are empty without data.
+
+    When `healthscore predict` has stored predictions, each account's newest one
+    is added: `churn_probability` with its interval `churn_low` to `churn_high`,
+    its as-of date, horizon and model, and `churn_drivers`, a JSON list of
+    `{"feature", "contribution"}` objects, strongest first.
     """
     file_format = FORMATS.get(out.suffix.lower())
     if file_format is None:
@@ -73,9 +90,14 @@ def export_scores(
             field="--out",
         )
     date = parse_date(as_of)
+    # Imported here because the predict package loads scikit-learn, which
+    # would slow down every other command.
+    from healthscore.predict.predictions import latest_predictions
+
     with open_read_store(store, tables=SCORE_TABLES) as opened:
         scores = latest_scores(opened, as_of=date, segments=segment)
         components = latest_components(opened, as_of=date, segments=segment)
+        predictions, drivers = latest_predictions(opened)
     if scores.empty:
         raise NotFoundError(no_scores_message(date, segment))
 
@@ -83,6 +105,11 @@ def export_scores(
         name for name in OVERRIDE_EXPORT_COLUMNS if name in scores.columns
     ]
     frame = scores[columns].merge(components, on="account_id", how="left")
+    if not predictions.empty:
+        frame = frame.merge(
+            _prediction_columns(predictions, drivers), on="account_id", how="left"
+        )
+        frame["churn_horizon_days"] = frame["churn_horizon_days"].astype("Int64")
     # Sums of weights such as 0.9999999999999999 are written as 1.0.
     numbers = frame.select_dtypes("float").columns
     frame[numbers] = frame[numbers].round(EXPORT_DECIMALS)
@@ -94,3 +121,25 @@ def export_scores(
         frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
         frame.to_parquet(out, index=False)
     console.print(f"Wrote {len(frame):,} accounts to {out}.", highlight=False)
+
+
+def _prediction_columns(
+    predictions: pd.DataFrame, drivers: pd.DataFrame
+) -> pd.DataFrame:
+    """Return ``account_id``, the ``churn_*`` columns and ``churn_drivers`` JSON."""
+    frame = predictions[["account_id", *PREDICTION_EXPORT_COLUMNS]].rename(
+        columns=PREDICTION_EXPORT_COLUMNS
+    )
+    texts = {
+        account_id: json.dumps(
+            [
+                {"feature": feature, "contribution": round(contribution, 6)}
+                for feature, contribution in zip(
+                    group["feature"], group["contribution"], strict=True
+                )
+            ]
+        )
+        for account_id, group in drivers.groupby("account_id", sort=False)
+    }
+    frame["churn_drivers"] = frame["account_id"].map(texts)
+    return frame

@@ -39,6 +39,7 @@ from healthscore.cli._spark import (
 )
 from healthscore.cli.human import computed_score, override_line
 from healthscore.cli.parents import print_parent_explanation
+from healthscore.cli.predict import prediction_line
 from healthscore.exceptions import ConfigError
 from healthscore.history import (
     DEFAULT_TREND_DAYS,
@@ -442,15 +443,22 @@ def explain(
 
     Each row is one measure: the metric value, the points it earned (0-100), its
     share of the weight among the measures that had data, and its contribution.
-    The contributions add up to the score exactly.
+    The contributions add up to the score exactly. The account's newest stored
+    churn prediction (`healthscore predict`) follows, with its interval and
+    drivers.
     """
     date = parse_date(as_of)
     if children:
         with open_store(store, create=False) as opened:
             print_parent_explanation(opened, account_id, date)
         return
+    # Imported here because the predict package loads scikit-learn, which
+    # would slow down every other command.
+    from healthscore.predict.predictions import account_prediction
+
     with open_read_store(store, tables=SCORE_TABLES) as opened:
         explanation = explain_account(opened, account_id, as_of=date)
+        prediction, drivers = account_prediction(opened, account_id)
     row: dict[Any, Any] = explanation.score.to_dict()
     console.print(
         f"Account [bold]{escape(account_id)}[/] as of {row['as_of']}: score "
@@ -463,6 +471,8 @@ def explain(
     if line is not None:
         console.print(line, highlight=False)
     console.print(_measure_table(explanation.measures, computed_score(row)))
+    if prediction is not None:
+        console.print(prediction_line(prediction, drivers), highlight=False)
 
 
 def _format_value(number: Any, text: Any) -> str:
