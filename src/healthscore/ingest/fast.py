@@ -46,6 +46,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from healthscore.exceptions import InputDataError
 from healthscore.ingest.keys import (
     FIELD_SEPARATOR,
     KEY_COLUMNS,
@@ -97,6 +98,54 @@ _TIME = (
 _WITH_OFFSET = r".*[0-9](Z|[+-][0-9]{2}(:?[0-9]{2})?)"
 
 
+class FileDigest:
+    """The SHA-256 of a file, computed in a background thread.
+
+    hashlib releases the GIL while it hashes, so the digest is computed while
+    DuckDB loads the same file, and :attr:`hexdigest` waits for it only when the
+    load is written.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._value: str | None = None
+        self._error: OSError | None = None
+        self._thread = threading.Thread(
+            target=self._compute, name=f"sha256 {path.name}", daemon=True
+        )
+        self._thread.start()
+
+    def _compute(self) -> None:
+        digest = hashlib.sha256()
+        try:
+            with self._path.open("rb") as handle:
+                while chunk := handle.read(HASH_CHUNK_BYTES * 16):
+                    digest.update(chunk)
+        except OSError as exc:
+            self._error = exc
+            return
+        self._value = digest.hexdigest()
+
+    @property
+    def hexdigest(self) -> str:
+        """Return the digest as 64 hexadecimal digits, waiting for it if needed.
+
+        Raises
+        ------
+        InputDataError
+            If the file could not be read to the end.
+        """
+        self._thread.join()
+        if self._value is None:
+            raise InputDataError(
+                f"cannot read {str(self._path)!r} to compute its checksum: "
+                f"{self._error}. Check that the file is still there and readable, "
+                "then load it again.",
+                path=str(self._path),
+            )
+        return self._value
+
+
 @dataclass
 class FastSource:
     """A file that the SQL path can load, with what a load needs to describe it.
@@ -111,10 +160,15 @@ class FastSource:
     format: str
     columns: list[str]
     types: dict[str, str]
-    sha256: str
+    digest: FileDigest
     rows: int
     delimiter: str = ","
     quote: str = '"'
+
+    @property
+    def sha256(self) -> str:
+        """Return the file's SHA-256, see :class:`FileDigest`."""
+        return self.digest.hexdigest
 
 
 def _quote(name: str) -> str:
@@ -161,11 +215,7 @@ def _parquet_source(path: Path) -> FastSource | None:
     rows = pq.ParquetFile(path).metadata.num_rows
     if rows == 0:
         return None
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(HASH_CHUNK_BYTES):
-            digest.update(chunk)
-    return FastSource(path, "parquet", list(types), types, digest.hexdigest(), rows)
+    return FastSource(path, "parquet", list(types), types, FileDigest(path), rows)
 
 
 def _arrow_kind(kind: pa.DataType) -> str | None:
@@ -188,7 +238,7 @@ def _csv_source(path: Path, mapping: ColumnMapping, tsv: bool) -> FastSource | N
         return None
     if options.decimal != ".":
         return None
-    digest, header, lines, spans_lines = _scan_csv(path, options.quote)
+    header, lines, spans_lines = _scan_csv(path, options.quote)
     if spans_lines or not header.strip() or "\r" in header:
         return None
     delimiter = options.delimiter or _guess_delimiter(header, tsv)
@@ -200,18 +250,23 @@ def _csv_source(path: Path, mapping: ColumnMapping, tsv: bool) -> FastSource | N
         return None
     types = dict.fromkeys(columns, "string")
     return FastSource(
-        path, "csv", columns, types, digest, lines - 1, delimiter, options.quote
+        path,
+        "csv",
+        columns,
+        types,
+        FileDigest(path),
+        lines - 1,
+        delimiter,
+        options.quote,
     )
 
 
-def _scan_csv(path: Path, quote: str) -> tuple[str, str, int, bool]:
-    """Hash a file and count its lines.
+def _scan_csv(path: Path, quote: str) -> tuple[str, int, bool]:
+    """Count a file's lines.
 
-    Returns the SHA-256, the first line, the number of lines, and whether a value
-    spans lines: a line ends after an odd number of quote characters since the start
-    of the file.
+    Returns the first line, the number of lines, and whether a value spans lines: a
+    line ends after an odd number of quote characters since the start of the file.
     """
-    digest = hashlib.sha256()
     quote_byte = ord(quote)
     parity = 0
     spans_lines = False
@@ -220,7 +275,6 @@ def _scan_csv(path: Path, quote: str) -> tuple[str, str, int, bool]:
     last = b""
     with path.open("rb") as handle:
         while chunk := handle.read(HASH_CHUNK_BYTES * 16):
-            digest.update(chunk)
             line_feeds += chunk.count(b"\n")
             carriage_returns += chunk.count(b"\r")
             last = chunk[-1:]
@@ -237,7 +291,7 @@ def _scan_csv(path: Path, quote: str) -> tuple[str, str, int, bool]:
     if last not in (b"\n", b"\r"):
         lines += 1
     header = first.decode("utf-8-sig").rstrip("\r")
-    return digest.hexdigest(), header, lines, spans_lines
+    return header, lines, spans_lines
 
 
 # SQL for one target column
