@@ -109,6 +109,9 @@ def apply_overrides(
     """
     _check_overrides(overrides)
     scores = _with_override_columns(result.scores)
+    if overrides.empty:
+        return ScoreResult(scores, result.components, result.measures)
+
     applied = overrides[overrides["account_id"].isin(scores["account_id"])]
     if applied.empty:
         return ScoreResult(scores, result.components, result.measures)
