@@ -173,6 +173,8 @@ def run_telco(data: methods.TelcoData, folder: Path) -> dict[str, Outcome]:
     results["healthscore hand-set profile"] = _timed(
         lambda: methods.score_telco_profile(data, folder / "healthscore")
     )
+    store = folder / "healthscore" / "telco.duckdb"
+    results.update(_learned(lambda: methods.fit_telco_learned(data, store)))
     fitted = {
         "scikit-learn logistic regression": methods.fit_sklearn_logistic,
         "fightchurn groups + L1 logistic": lambda task: methods.fit_fightchurn(
@@ -205,6 +207,8 @@ def run_cdnow(data: methods.CdnowData, folder: Path) -> dict[str, Outcome]:
     results["healthscore hand-set profile"] = _timed(
         lambda: methods.score_cdnow_profile(data, folder / "healthscore")
     )
+    learned_folder = folder / "healthscore-learned"
+    results.update(_learned(lambda: methods.fit_cdnow_learned(data, learned_folder)))
     results["scikit-learn logistic regression"] = _timed(
         lambda: methods.fit_sklearn_logistic(task)
     )
@@ -219,6 +223,26 @@ def run_cdnow(data: methods.CdnowData, folder: Path) -> dict[str, Outcome]:
     for score, risk in bgnbd.items():
         results[f"lifetimes BG/NBD, {score}"] = (risk, seconds)
     return results
+
+
+LEARNED_NAMES = {
+    "logistic": "healthscore learned logistic",
+    "boosted": "healthscore learned boosted trees",
+    "profile": "healthscore learned profile",
+}
+
+
+def _learned(
+    run: Callable[[], dict[str, tuple[np.ndarray, float]]],
+) -> dict[str, Outcome]:
+    """Run healthscore's learned models, or give each of their rows the error."""
+    try:
+        outcomes = run()
+    except Exception as exc:
+        logger.exception("healthscore's learned models failed")
+        error = f"{type(exc).__name__}: {exc}"
+        return dict.fromkeys(LEARNED_NAMES.values(), error)
+    return {LEARNED_NAMES[kind]: outcome for kind, outcome in outcomes.items()}
 
 
 def _timed(run: Callable[[], np.ndarray]) -> Outcome:

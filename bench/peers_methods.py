@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import io
 import logging
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,23 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from healthscore.demo.run import CDNOW_AS_OF, CDNOW_HOLDOUT_END, DATA_DIR
 from healthscore.history import score_snapshot
 from healthscore.ingest import IngestResult, ingest_file, load_mapping
-from healthscore.scoring import load_profile
+from healthscore.metrics import compute_metrics
+from healthscore.predict import (
+    ChurnModel,
+    TrainingSet,
+    build_training_set,
+    features_as_of,
+    fit_boosted,
+    fit_logistic,
+    learned_profile,
+    profile_risk,
+)
+from healthscore.scoring import (
+    HealthProfile,
+    load_profile,
+    parse_profile,
+    score_accounts,
+)
 from healthscore.store import Store
 
 __all__ = [
@@ -364,9 +381,12 @@ def fit_fightchurn(task: Task, folder: Path) -> np.ndarray:
 
     # The listings print each file they save. Listing 8.2 passes penalty="l1", which
     # scikit-learn 1.8 deprecates and warns about twice, but still fits with L1.
+    # Listings 6.4 and 10.5 call DataFrame.drop(inplace=True), which pandas 3.1
+    # deprecates.
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.filterwarnings("ignore", "'penalty' was deprecated")
         warnings.filterwarnings("ignore", "Inconsistent values: penalty=l1")
+        warnings.filterwarnings("ignore", "The inplace keyword in DataFrame.drop")
         if task.categorical:
             dummy_variables(dataset)
             prepare_data(dataset.replace(".csv", "_nocat.csv"))
@@ -430,7 +450,11 @@ def fit_css_scorecard(task: Task) -> np.ndarray:
 
     columns = list(task.peer_dims + task.scorecard)
     scorecard.fit(task.train[columns].astype(np.float64))
-    scored = scorecard.score(task.test[columns].astype(np.float64))
+    # css-mini 0.1.0a2 adds the total score to a frame with MultiIndex columns by a
+    # short key, which pandas 3.1 deprecates.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Setting a new column on a DataFrame with")
+        scored = scorecard.score(task.test[columns].astype(np.float64))
     return -scored["global_score"].to_numpy(np.float64)
 
 
@@ -544,8 +568,15 @@ def _write_calibration_log(log: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def _write_cdnow_accounts(log: pd.DataFrame, path: Path) -> Path:
-    """Write one account per customer, created on its first purchase, no outcome."""
+def _write_cdnow_accounts(
+    log: pd.DataFrame, path: Path, bought: np.ndarray | None = None
+) -> Path:
+    """Write one account per customer, created on its first purchase.
+
+    With ``bought``, the customers who bought in the training window, each account
+    gets ``churned`` true when the customer is not among them. Without it the file
+    has no outcome.
+    """
     first = log.groupby("customer_id", sort=True)["date"].min()
     accounts = pd.DataFrame(
         {
@@ -554,6 +585,8 @@ def _write_cdnow_accounts(log: pd.DataFrame, path: Path) -> Path:
             "segment": "CDNOW",
         }
     )
+    if bought is not None:
+        accounts["churned"] = ~accounts["account_id"].isin(bought)
     accounts.to_csv(path, index=False)
     return path
 
@@ -566,3 +599,156 @@ def _risk_in_order(scores: pd.DataFrame, accounts: pd.Index) -> np.ndarray:
     """
     score = scores.set_index("account_id")["score"].astype(np.float64)
     return 100.0 - score.reindex(accounts.astype(str)).to_numpy()
+
+
+# healthscore's learned models (healthscore.predict): trained on metrics from the
+# store and the same training accounts as the peers.
+TELCO_LEARNED_FEATURES = (
+    "gender",
+    "senior_citizen",
+    "partner",
+    "dependents",
+    "tenure",
+    "phone_service",
+    "multiple_lines",
+    "internet_service",
+    "online_security",
+    "online_backup",
+    "device_protection",
+    "tech_support",
+    "streaming_tv",
+    "streaming_movies",
+    "contract",
+    "paperless_billing",
+    "payment_method",
+    "monthly_charges",
+    "total_charges",
+)
+CDNOW_LEARNED_FEATURES = (
+    "days_since_last_event",
+    "days_since_first_event",
+    "active_days_90d",
+    "active_days_273d",
+    "event_value_273d",
+    "event_trend_90d",
+)
+LEARNED_KINDS = ("logistic", "boosted", "profile")
+
+
+def fit_telco_learned(
+    data: TelcoData, store_path: Path, kinds: tuple[str, ...] = LEARNED_KINDS
+) -> dict[str, tuple[np.ndarray, float]]:
+    """Fit healthscore's learned models per Telco fold.
+
+    ``store_path`` is the store that :func:`score_telco_profile` loaded. The
+    training set has one row per account as of :data:`TELCO_AS_OF`, labelled by
+    the ``Churn`` column, and each fold's models see only that fold's training
+    rows. Returns, per kind in ``kinds`` (of :data:`LEARNED_KINDS`), the risk per
+    account in the order of ``data.features`` and the seconds taken, the training
+    set included.
+    """
+    base = load_profile(DEMO_DIR / "profiles" / "telco.yaml")
+    risks = {kind: np.full(len(data.features), np.nan) for kind in kinds}
+    with Store.open(store_path) as store:
+        started = time.perf_counter()
+        training = build_training_set(
+            store, TELCO_LEARNED_FEATURES, [TELCO_AS_OF], 30, segments=["Telco"]
+        )
+        seconds = dict.fromkeys(kinds, time.perf_counter() - started)
+        accounts = pd.Index(training.rows["account_id"])
+
+        for task in telco_tasks(data):
+            subset = training.take(_positions(accounts, task.train.index))
+            test = training.take(_positions(accounts, task.test.index))
+            rows = data.features.index.get_indexer(task.test.index)
+            for kind in kinds:
+                started = time.perf_counter()
+                fitted = _fit_learned(kind, subset, base)
+                if isinstance(fitted, ChurnModel):
+                    risks[kind][rows] = fitted.predict_proba(test.features())
+                else:
+                    risks[kind][rows] = profile_risk(store, fitted, test)
+                seconds[kind] += time.perf_counter() - started
+    return {kind: (risks[kind], seconds[kind]) for kind in kinds}
+
+
+def _fit_learned(
+    kind: str, training: TrainingSet, base: HealthProfile
+) -> ChurnModel | HealthProfile:
+    """Fit one learned kind: a model, or a profile whose weights a model learned.
+
+    The learned profile takes its components, bands and coverage floor from
+    ``base``. Its logistic model is fitted without calibration, which a profile
+    does not use.
+    """
+    if kind == "logistic":
+        return fit_logistic(training)
+    if kind == "boosted":
+        return fit_boosted(training)
+    model = fit_logistic(training, calibration=None)
+    return parse_profile(learned_profile(model, training, base=base, name="learned"))
+
+
+def _positions(accounts: pd.Index, wanted: pd.Index) -> np.ndarray:
+    """Return the positions of ``wanted`` in ``accounts``, all of which must exist."""
+    positions = accounts.get_indexer(wanted.astype(str))
+    if (positions < 0).any():
+        missing = wanted[positions < 0][0]
+        raise RuntimeError(
+            f"account {missing!r} has no row in healthscore's training set, so the "
+            "learned models cannot score the same accounts as the peers. Check that "
+            "its metrics and outcome were loaded."
+        )
+    return positions
+
+
+def fit_cdnow_learned(
+    data: CdnowData, folder: Path, kinds: tuple[str, ...] = LEARNED_KINDS
+) -> dict[str, tuple[np.ndarray, float]]:
+    """Fit healthscore's learned models on CDNOW's calibration period.
+
+    The store gets the purchases up to 1997-09-30 and, as each account's
+    ``churned`` flag, whether the customer bought nothing from 1997-07-01 to
+    1997-09-30. The models learn from metrics as of :data:`CDNOW_TRAIN_AS_OF` with
+    that label, then score the metrics as of 1997-09-30. Returns, per kind in
+    ``kinds`` (of :data:`LEARNED_KINDS`), the risk per customer in the order of
+    ``data.churned`` and the seconds taken, the training set included.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    events = _write_calibration_log(data.log, folder / "cdnow_calibration.txt")
+    bought = _buyers_between(data.log, CDNOW_TRAIN_AS_OF, CDNOW_AS_OF)
+    accounts = _write_cdnow_accounts(data.log, folder / "accounts.csv", bought)
+    base = load_profile(DEMO_DIR / "profiles" / "cdnow.yaml")
+    customers = data.churned.index
+    results = {}
+    with Store.open(folder / "cdnow-learned.duckdb") as store:
+        _check_loaded(ingest_file(store, "accounts", accounts))
+        mapping = load_mapping(DEMO_DIR / "mappings" / "cdnow_events.yaml")
+        _check_loaded(ingest_file(store, "events", events, mapping))
+
+        started = time.perf_counter()
+        training = build_training_set(
+            store, CDNOW_LEARNED_FEATURES, [CDNOW_TRAIN_AS_OF], 92, segments=["CDNOW"]
+        )
+        prepared = time.perf_counter() - started
+        for kind in kinds:
+            started = time.perf_counter()
+            fitted = _fit_learned(kind, training, base)
+            risk = _score_cdnow_learned(store, fitted, customers)
+            results[kind] = (risk, prepared + time.perf_counter() - started)
+    return results
+
+
+def _score_cdnow_learned(
+    store: Store, fitted: ChurnModel | HealthProfile, customers: pd.Index
+) -> np.ndarray:
+    """Return the risk per customer from the metrics as of 1997-09-30."""
+    if isinstance(fitted, ChurnModel):
+        features = features_as_of(
+            store, fitted.feature_names, CDNOW_AS_OF, segments=["CDNOW"]
+        )
+        features = features.set_index("account_id").reindex(customers.astype(str))
+        return fitted.predict_proba(features)
+
+    metrics = compute_metrics(store, CDNOW_AS_OF, (*fitted.metrics, "segment"))
+    return _risk_in_order(score_accounts(metrics, fitted).scores, customers)

@@ -260,3 +260,53 @@ def test_bgnbd_risks_per_customer(cdnow):
         assert risk.shape == (CDNOW_CUSTOMERS,)
         assert np.isfinite(risk).all()
     assert roc_auc_score(cdnow.churned, risks["expected purchases"]) > 0.6
+
+
+# Five folds of healthscore.predict's fits take over 10 s even on this slice.
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "kinds",
+    [("logistic", "profile"), ("boosted",)],
+    ids=["logistic-profile", "boosted"],
+)
+def test_telco_learned_scores_each_account(telco, kinds, tmp_path):
+    methods.score_telco_profile(telco, tmp_path)
+
+    results = methods.fit_telco_learned(telco, tmp_path / "telco.duckdb", kinds)
+
+    assert set(results) == set(kinds)
+    for kind, (risk, seconds) in results.items():
+        assert risk.shape == (TELCO_ROWS,), kind
+        assert np.isfinite(risk).all(), kind
+        assert seconds > 0, kind
+        assert roc_auc_score(telco.churned, risk) > 0.6, kind
+
+
+@pytest.mark.parametrize(
+    "kinds",
+    [
+        ("logistic", "profile"),
+        pytest.param(("boosted",), marks=pytest.mark.slow),
+    ],
+    ids=["logistic-profile", "boosted"],
+)
+def test_cdnow_learned_scores_each_customer(cdnow, kinds, tmp_path):
+    results = methods.fit_cdnow_learned(cdnow, tmp_path, kinds)
+
+    assert set(results) == set(kinds)
+    for kind, (risk, _) in results.items():
+        assert risk.shape == (CDNOW_CUSTOMERS,), kind
+        assert np.isfinite(risk).all(), kind
+        assert roc_auc_score(cdnow.churned, risk) > 0.6, kind
+
+
+def test_cdnow_learned_labels_training_window(cdnow, tmp_path):
+    methods.fit_cdnow_learned(cdnow, tmp_path, ("profile",))
+    accounts = pd.read_csv(tmp_path / "accounts.csv", dtype={"account_id": str})
+
+    log = cdnow.log
+    window = log[(log["date"] > "1997-06-30") & (log["date"] <= "1997-09-30")]
+    bought = set(window["customer_id"])
+    expected = ~accounts["account_id"].isin(bought)
+
+    assert accounts["churned"].tolist() == expected.tolist()
