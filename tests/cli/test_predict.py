@@ -1,5 +1,6 @@
 import datetime as dt
 import json
+import re
 import textwrap
 
 import pandas as pd
@@ -73,7 +74,7 @@ def test_predict_prints_riskiest_accounts(predicted):
     assert len(rows) == 5
     # Fading accounts A70-A79 are the only active ones with sparse logins.
     assert all(row.startswith("│ A7") for row in rows)
-    assert "days_since_last_event" in predicted.output
+    assert re.search(r"days_since_last_event = [\d,.]+ [+-]\d+\.\d\d", predicted.output)
 
 
 def test_predict_stores_every_active_account(store_path, predicted):
@@ -128,6 +129,22 @@ def test_predict_missing_store_fails(tmp_path):
 
     assert result.exit_code == 6
     assert "not found" in result.output
+
+
+def test_format_drivers_rank_order_and_values():
+    drivers = pd.DataFrame(
+        {
+            "rank": [2, 1, 3],
+            "feature": ["contract", "tenure", "nps"],
+            "contribution": [0.5, 1.234, -0.01],
+            "value": [float("nan"), 3.0, float("nan")],
+            "text_value": ["Month-to-month", None, None],
+        }
+    )
+
+    text = predict_module.format_drivers(drivers)
+
+    assert text == "tenure = 3 +1.23, contract = Month-to-month +0.50, nps -0.01"
 
 
 def test_predict_cli_defaults_match_library():

@@ -337,3 +337,51 @@ def test_stored_band_survival_unknown_tenure_metric(tmp_path):
 
 def test_stored_profile_metrics_without_scores(history):
     assert stored_profile_metrics(history) is None
+
+
+def _undated_store(path) -> Store:
+    """Write 60 accounts with a contract and a churn flag but no dates, as Telco.
+
+    Every monthly account churned except the first of each ten, and no yearly
+    account churned.
+    """
+    store = Store.open(path)
+    ids = [f"T{number:02d}" for number in range(60)]
+    monthly = [number % 2 == 0 for number in range(60)]
+    churned = [m and number % 10 != 0 for number, m in enumerate(monthly)]
+    store.insert(
+        "accounts",
+        pa.table({"account_id": ids, "churned": churned, "load_id": ["t"] * 60}),
+    )
+    store.insert(
+        "account_attributes",
+        pa.table(
+            {
+                "account_id": ids,
+                "name": ["contract"] * 60,
+                "kind": ["text"] * 60,
+                "text_value": ["Monthly" if m else "Yearly" for m in monthly],
+                "load_id": ["t"] * 60,
+            }
+        ),
+    )
+    return store
+
+
+def test_predict_churn_undated_churn_text_metric(tmp_path):
+    with _undated_store(tmp_path / "s.duckdb") as store:
+        result = predict_churn(store, AS_OF, ["contract"], horizon_days=30, top=1)
+
+    assert result.observation_dates == (AS_OF,)
+    assert result.training_rows == 60
+    assert result.training_churned == 24
+    # Active accounts are those not churned: the 30 yearly and 6 monthly ones.
+    assert len(result.predictions) == 36
+    drivers = result.drivers.set_index("account_id")
+    assert set(drivers["feature"]) == {"contract"}
+    assert drivers.loc["T00", "text_value"] == "Monthly"
+    assert drivers.loc["T01", "text_value"] == "Yearly"
+    assert drivers["value"].isna().all()
+    monthly = result.predictions.set_index("account_id").loc["T00", "probability"]
+    yearly = result.predictions.set_index("account_id").loc["T01", "probability"]
+    assert monthly > yearly

@@ -185,6 +185,13 @@ def print_run(run: PredictionRun, limit: int) -> None:
         f"{', '.join(d.isoformat() for d in run.observation_dates)}.",
         highlight=False,
     )
+    if run.observation_dates == (run.as_of,):
+        console.print(
+            "[yellow]note:[/] churned accounts have no churned_at, so the model "
+            "learned each account's recorded churn flag and the probability is of "
+            "that outcome, not of a churn within the horizon.",
+            highlight=False,
+        )
     table = Table(
         title=f"{min(limit, len(run.predictions)):,} accounts most at risk",
         title_justify="left",
@@ -216,17 +223,26 @@ def _interval(low: float, high: float) -> str:
 
 
 def format_drivers(drivers: pd.DataFrame | None) -> str:
-    """Format drivers as ``feature +0.42, feature -0.10`` in rank order."""
+    """Format drivers as ``metric = value +0.42, ...`` in rank order.
+
+    The number is the driver's contribution in log-odds points towards churn.
+    """
     if drivers is None or drivers.empty:
         return "-"
     ordered = drivers.sort_values("rank", kind="mergesort")
-    parts = [
-        f"{feature} {contribution:+.2f}"
-        for feature, contribution in zip(
-            ordered["feature"], ordered["contribution"], strict=True
-        )
-    ]
+    parts = []
+    for row in ordered.to_dict("records"):
+        value = _driver_value(row.get("value"), row.get("text_value"))
+        parts.append(f"{row['feature']}{value} {row['contribution']:+.2f}")
     return ", ".join(parts)
+
+
+def _driver_value(number: Any, text: Any) -> str:
+    if isinstance(text, str):
+        return f" = {text}"
+    if number is None or pd.isna(number):
+        return ""
+    return f" = {number:,.4g}"
 
 
 def prediction_line(row: dict[str, Any], drivers: pd.DataFrame) -> str:

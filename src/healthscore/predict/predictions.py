@@ -50,6 +50,7 @@ __all__ = [
     "DEFAULT_INTERVAL_LEVEL",
     "DEFAULT_OBSERVATIONS",
     "DEFAULT_SPACING_DAYS",
+    "DEFAULT_TOP_DRIVERS",
     "MODELS",
     "PredictionRun",
     "account_prediction",
@@ -76,7 +77,14 @@ MODELS: dict[str, Callable[[TrainingSet], ChurnModel]] = {
     "boosted": fit_boosted,
 }
 
-DRIVER_COLUMNS = ["account_id", "rank", "feature", "contribution", "value"]
+DRIVER_COLUMNS = [
+    "account_id",
+    "rank",
+    "feature",
+    "contribution",
+    "value",
+    "text_value",
+]
 
 
 @dataclass(frozen=True)
@@ -98,8 +106,10 @@ class PredictionRun:
         ``high``, highest probability first. ``low`` and ``high`` are NaN without
         bootstrap refits.
     drivers
-        ``account_id``, ``rank`` (1 is the strongest), ``feature``,
-        ``contribution`` and the feature's ``value``.
+        ``account_id``, ``rank`` (1 is the strongest), ``feature`` (a metric
+        name), ``contribution`` (log-odds points towards churn, from
+        ``ChurnModel.drivers``) and the metric's ``value``, or its
+        ``text_value`` for a text metric.
     interval_level
         Coverage of the percentile interval, such as 0.9.
     bootstraps
@@ -369,22 +379,51 @@ def _bootstrap_interval(
 def _drivers(
     fitted: ChurnModel, features: pd.DataFrame, training: TrainingSet, top: int
 ) -> pd.DataFrame:
+    """List each account's top drivers with the metric's value as of the run.
+
+    ``ChurnModel.drivers`` names a text metric once for all its indicator columns,
+    so its value is the text of the indicator that is 1, in ``text_value``.
+    """
     if top < 1:
         return pd.DataFrame(columns=DRIVER_COLUMNS)
     matrix = _matrix(features, training)
     long = fitted.drivers(matrix, top=top)
     rows = long["row"].to_numpy(dtype=np.int64)
-    positions = [matrix.columns.get_loc(name) for name in long["feature"]]
+    names = long["feature"].astype(str).to_numpy(dtype=object)
+    numbers, texts = _metric_values(matrix, rows, names)
     return pd.DataFrame(
         {
             "account_id": features["account_id"].to_numpy(dtype=object)[rows],
             "rank": long["rank"].to_numpy(dtype=np.int64),
-            "feature": long["feature"].astype(str).to_numpy(dtype=object),
+            "feature": names,
             "contribution": long["contribution"].to_numpy(dtype=np.float64),
-            "value": matrix.to_numpy(dtype=np.float64)[rows, positions],
+            "value": numbers,
+            "text_value": texts,
         },
         columns=DRIVER_COLUMNS,
     )
+
+
+def _metric_values(
+    matrix: pd.DataFrame, rows: np.ndarray, metrics: np.ndarray
+) -> tuple[np.ndarray, list[str | None]]:
+    """Return each (row, metric) pair's number, or its text from the indicators."""
+    values = matrix.to_numpy(dtype=np.float64, na_value=np.nan)
+    numbers = np.full(len(rows), np.nan)
+    texts: list[str | None] = [None] * len(rows)
+    positions = {str(name): index for index, name in enumerate(matrix.columns)}
+    for metric in set(metrics):
+        chosen = np.flatnonzero(metrics == metric)
+        if metric in positions:
+            numbers[chosen] = values[rows[chosen], positions[metric]]
+            continue
+        for name, index in positions.items():
+            if not name.startswith(f"{metric}="):
+                continue
+            text = name[len(metric) + 1 :]
+            for position in chosen[values[rows[chosen], index] == 1.0]:
+                texts[position] = text
+    return numbers, texts
 
 
 def _sorted(predictions: pd.DataFrame) -> pd.DataFrame:

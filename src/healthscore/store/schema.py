@@ -331,8 +331,9 @@ TABLES: dict[str, sch.Schema] = {
             "computed_at": f"!{_UTC}",
         }
     ),
-    # The features that moved an account's prediction most, rank 1 first, as
-    # ChurnModel.drivers returns them. value is the feature's value as of the run.
+    # The metrics that raised an account's churn risk most, rank 1 first, as
+    # ChurnModel.drivers returns them: contribution is in log-odds points. value
+    # is the metric's number as of the run, text_value the text of a text metric.
     "prediction_drivers": ibis.schema(
         {
             "run_id": "!string",
@@ -341,6 +342,7 @@ TABLES: dict[str, sch.Schema] = {
             "feature": "!string",
             "contribution": "!float64",
             "value": "float64",
+            "text_value": "string",
         }
     ),
     "schema_info": ibis.schema({"schema_version": "!int64"}),
