@@ -313,7 +313,8 @@ def test_cross_validated_predictions_time_based_needs_history():
 
 
 def test_expected_calibration_error_by_hand():
-    # Bin [0.1, 0.2): mean 0.1, rate 0 -> 0.1 off; bin [0.9, 1]: 0.9 vs 0.5 -> 0.4.
+    # Bin [0.1, 0.2) is 0.1 off (mean 0.1, rate 0) and bin [0.9, 1] is 0.4 off
+    # (mean 0.9, rate 0.5). Each has half the rows, so ECE = 0.05 + 0.2.
     assert expected_calibration_error([0.1, 0.1, 0.9, 0.9], [0, 0, 1, 0]) == 0.25
     assert expected_calibration_error([1.0, 0.0], [1, 0]) == 0.0
     with pytest.raises(InputDataError, match="same|one length"):

@@ -234,7 +234,7 @@ def _print_summary(
 ) -> None:
     labels = training.labels()
     dates = training.observation_dates()
-    how = (
+    split_text = (
         f"{folds} stratified folds"
         if split == "stratified"
         else f"time-based folds over {len(dates)} dates"
@@ -242,7 +242,7 @@ def _print_summary(
     console.print(
         f"Trained a {kind} model on {len(labels):,} rows ({int(labels.sum()):,} "
         f"churned within {training.horizon_days} days) with "
-        f"{len(training.feature_names)} features; held out by {how}."
+        f"{len(training.feature_names)} features; held out by {split_text}."
     )
 
 

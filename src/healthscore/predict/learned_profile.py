@@ -60,7 +60,7 @@ DIGITS = 6
 #: Coverage floor of a learned profile without a base profile.
 DEFAULT_MIN_COVERAGE = 0.5
 
-#: Component that holds measures whose metric the base profile does not use.
+#: Component that contains measures whose metric the base profile does not use.
 LEARNED_COMPONENT = "learned"
 
 

@@ -3,10 +3,10 @@
 Both models output a calibrated probability of churn within the training set's
 horizon and explain each prediction by per-feature contributions in log-odds.
 
-Calibration is cross-fitted: the raw model is fitted on 4 of 5 stratified folds and
-scores the fifth, a calibrator (Platt's sigmoid or isotonic regression) is fitted on
-those out-of-fold scores, and the final raw model is refitted on all rows. The
-calibrator therefore never sees scores of rows the raw model was fitted on.
+Calibration is cross-fitted. The raw model is fitted on 4 of 5 stratified folds and
+scores the fifth. A calibrator (Platt's sigmoid or isotonic regression) is fitted on
+those out-of-fold scores, and the final raw model is refitted on all rows. So the
+calibrator never sees scores of rows the raw model was fitted on.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ _CALIBRATIONS = ("isotonic", "sigmoid", None)
 #: Folds of the cross-fit that trains the calibrator.
 CALIBRATION_FOLDS = 5
 
-#: Probabilities are kept in [EPSILON, 1 - EPSILON] before taking log-odds.
+#: The training churn rate is clipped to [EPSILON, 1 - EPSILON] before its log-odds
+#: start the intercept.
 EPSILON = 1e-6
 
 #: Settings of the boosted model, chosen before any measurement: small trees, a slow
@@ -96,7 +97,7 @@ class _LinearModel:
 
 @dataclass(frozen=True)
 class _BoostedModel:
-    """Boosted trees; a contribution is the change when a feature is set to its median.
+    """Boosted trees, explained by setting one feature at a time to its median.
 
     Contribution of feature j for row i = f(x_i) - f(x_i with feature j replaced by
     its training median), in log-odds. The contributions need not add up to the
@@ -284,10 +285,10 @@ def fit_logistic(
     training
         The labelled rows.
     signs
-        Per feature name (or metric name, applying to all its indicators), the
-        allowed sign of its effect on churn risk: ``-1`` when more of it can only
-        lower risk (logins), ``1`` when it can only raise risk (open tickets), 0
-        for no constraint. Missing indicators are never constrained.
+        The allowed sign of each feature's effect on churn risk, by feature name
+        or by metric name (which covers all its indicators). ``-1`` means more of
+        it can only lower risk (logins), ``1`` means it can only raise risk (open
+        tickets), and 0 means no constraint. Missing indicators are never constrained.
     C
         Inverse regularisation strength; larger fits the data more closely.
     calibration
@@ -384,8 +385,8 @@ def cross_validated_predictions(
 
     With one observation date (or ``time_based=False``) the rows are split into
     ``folds`` stratified folds, shuffled with ``seed``. With several dates (or
-    ``time_based=True``) each of the last ``folds`` dates is a test fold in turn,
-    and its model is fitted on the rows whose label window ends by that date
+    ``time_based=True``) each of the last ``folds`` dates is a test fold in turn.
+    Its model is fitted on the rows whose label window ends by that date
     (``observed_at + horizon_days <= test date``), so no training label depends on
     what happened after the test date. Dates with no such earlier rows are not
     predicted.
@@ -471,12 +472,12 @@ def expected_calibration_error(
 
     ECE = sum over bins of (rows in bin / all rows) * |mean probability - churn
     rate| in that bin. Bins split [0, 1] into ``bins`` equal intervals, closed on
-    the left except the last, which also holds 1.
+    the left except the last, which also contains 1.
 
     Examples
     --------
     >>> expected_calibration_error([0.1, 0.1, 0.9, 0.9], [0, 0, 1, 0])
-    0.2
+    0.25
     """
     p = np.asarray(probability, dtype=np.float64)
     y = np.asarray(label, dtype=np.float64)
@@ -640,7 +641,7 @@ def _direction(bound: tuple[float | None, float | None]) -> int:
 
 
 def _nan_medians(x: np.ndarray) -> np.ndarray:
-    """Median of each column ignoring NaN; 0.0 for a column with no values."""
+    """Return the median of each column ignoring NaN, or 0.0 if it has no values."""
     medians = np.zeros(x.shape[1])
     for j in range(x.shape[1]):
         values = x[~np.isnan(x[:, j]), j]

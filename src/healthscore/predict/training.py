@@ -2,8 +2,8 @@
 
 A training row is one account on one observation date. Its features are the metrics
 as of that date, from :func:`healthscore.metrics.compute_metrics`, so they use only
-data up to the end of that day. Its label says whether the account churned within
-the horizon after that date.
+data up to the end of that day. Its label is True when the account churned within
+the horizon after that date, else False.
 
 A feature name is either a metric name or ``"metric=value"``. A number metric gives
 one column. A text metric named alone expands to one indicator column per value seen
@@ -169,7 +169,7 @@ def churn_labels(
     Parameters
     ----------
     store
-        The store whose ``accounts`` table holds the outcomes.
+        The store whose ``accounts`` table contains the outcomes.
     observed_at
         The observation date.
     horizon_days
