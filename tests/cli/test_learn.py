@@ -234,7 +234,7 @@ def test_learn_missing_store(tmp_path):
         str(tmp_path / "o.yaml"),
     )
 
-    assert result.exit_code != 0
+    assert result.exit_code == 6
     assert "none.duckdb" in result.output
 
 

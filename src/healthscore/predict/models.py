@@ -6,7 +6,7 @@ horizon and explain each prediction by per-feature contributions in log-odds.
 Calibration is cross-fitted. The raw model is fitted on 4 of 5 stratified folds and
 scores the fifth. A calibrator (Platt's sigmoid or isotonic regression) is fitted on
 those out-of-fold scores, and the final raw model is refitted on all rows. So the
-calibrator never sees scores of rows the raw model was fitted on.
+calibrator is never fitted on a score from a model that trained on the same row.
 """
 
 from __future__ import annotations
