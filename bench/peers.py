@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import metadata
 from pathlib import Path
 
@@ -53,6 +53,7 @@ TELCO_FILE = DATA_DIR / "telco" / "Telco-Customer-Churn.csv"
 CDNOW_FILE = DATA_DIR / "cdnow" / "CDNOW_master.txt"
 CDNOW_SAMPLE_FILE = DATA_DIR / "cdnow" / "CDNOW_sample.txt"
 RESAMPLES = 1000
+REFERENCE_METHOD = "healthscore hand-set profile"
 PACKAGES = (
     "healthscore",
     "scikit-learn",
@@ -78,6 +79,9 @@ class Row:
     roc_auc_high: float | None
     pr_auc: float | None
     seconds: float | None
+    vs_profile: float | None = None
+    vs_profile_low: float | None = None
+    vs_profile_high: float | None = None
     error: str | None = None
 
 
@@ -130,13 +134,12 @@ def _parse_args() -> argparse.Namespace:
 
 def run_all(work: Path, resamples: int) -> list[Row]:
     """Run every dataset and return its rows in table order."""
-    rng = np.random.default_rng(methods.SEED)
     rows = []
 
     logger.info("running the methods on Telco")
     telco = methods.read_telco(TELCO_FILE)
     outcomes = run_telco(telco, work / "telco")
-    rows += evaluate_all("Telco", outcomes, telco.churned.to_numpy(), rng, resamples)
+    rows += evaluate_all("Telco", outcomes, telco.churned.to_numpy(), resamples)
 
     sample_ids = methods.read_cdnow_sample_ids(CDNOW_SAMPLE_FILE)
     for name, customers in (("CDNOW", None), ("CDNOW sample", sample_ids)):
@@ -144,7 +147,7 @@ def run_all(work: Path, resamples: int) -> list[Row]:
         cdnow = methods.read_cdnow(CDNOW_FILE, customers)
         outcomes = run_cdnow(cdnow, work / name.replace(" ", "-"))
         churned = cdnow.churned.to_numpy()
-        rows += evaluate_all(name, outcomes, churned, rng, resamples)
+        rows += evaluate_all(name, outcomes, churned, resamples)
     return rows
 
 
@@ -152,14 +155,40 @@ def evaluate_all(
     dataset: str,
     outcomes: dict[str, Outcome],
     churned: np.ndarray,
-    rng: np.random.Generator,
     resamples: int,
 ) -> list[Row]:
-    """Evaluate each method's outcome on one dataset, in the order given."""
-    return [
-        evaluate(dataset, method, outcome, churned, rng, resamples)
+    """Evaluate each method's outcome on one dataset, in the order given.
+
+    Each row also gets its AUC minus the hand-set profile's, with a 95% interval
+    from the same resamples, which pairs the two methods account by account.
+    """
+    evaluated = {
+        method: evaluate(dataset, method, outcome, churned, resamples)
         for method, outcome in outcomes.items()
+    }
+    reference = evaluated.get(REFERENCE_METHOD, (None, None))
+    return [
+        _compare(row, aucs, *reference) if method != REFERENCE_METHOD else row
+        for method, (row, aucs) in evaluated.items()
     ]
+
+
+def _compare(
+    row: Row,
+    aucs: np.ndarray | None,
+    reference: Row | None,
+    reference_aucs: np.ndarray | None,
+) -> Row:
+    """Return ``row`` with its AUC difference from the reference method."""
+    if aucs is None or reference_aucs is None:
+        return row
+    low, high = np.nanpercentile(aucs - reference_aucs, [2.5, 97.5])
+    return replace(
+        row,
+        vs_profile=row.roc_auc - reference.roc_auc,
+        vs_profile_low=float(low),
+        vs_profile_high=float(high),
+    )
 
 
 def run_telco(data: methods.TelcoData, folder: Path) -> dict[str, Outcome]:
@@ -265,10 +294,12 @@ def evaluate(
     method: str,
     outcome: Outcome,
     churned: np.ndarray,
-    rng: np.random.Generator,
     resamples: int,
-) -> Row:
-    """Compute the row of one method: AUCs of its risk against the outcome."""
+) -> tuple[Row, np.ndarray | None]:
+    """Compute the row of one method: AUCs of its risk against the outcome.
+
+    Returns the row and the bootstrap AUCs, or None for them when the method failed.
+    """
     churned = np.asarray(churned, dtype=bool)
     base = {
         "dataset": dataset,
@@ -277,23 +308,25 @@ def evaluate(
         "churned": int(churned.sum()),
     }
     if isinstance(outcome, str):
-        return _failed_row(base, outcome, None)
+        return _failed_row(base, outcome, None), None
 
     risk, seconds = outcome
     unscored = int(np.isnan(risk).sum())
     if unscored:
         error = f"{unscored} accounts have no risk, but every method must score all"
-        return _failed_row(base, error, seconds)
+        return _failed_row(base, error, seconds), None
 
-    low, high = roc_auc_interval(risk, churned, rng, resamples)
-    return Row(
+    aucs = roc_auc_bootstrap(risk, churned, resamples)
+    low, high = np.nanpercentile(aucs, [2.5, 97.5])
+    row = Row(
         **base,
         roc_auc=roc_auc(risk, churned),
-        roc_auc_low=low,
-        roc_auc_high=high,
+        roc_auc_low=float(low),
+        roc_auc_high=float(high),
         pr_auc=float(average_precision_score(churned, risk)),
         seconds=seconds,
     )
+    return row, aucs
 
 
 def _failed_row(base: dict, error: str, seconds: float | None) -> Row:
@@ -314,25 +347,25 @@ def roc_auc(risk: np.ndarray, churned: np.ndarray) -> float:
     return _weighted_auc(*_tie_groups(risk, churned), weights)
 
 
-def roc_auc_interval(
-    risk: np.ndarray,
-    churned: np.ndarray,
-    rng: np.random.Generator,
-    resamples: int,
-) -> tuple[float, float]:
-    """Return the 2.5 and 97.5 percentiles of the ROC AUC over bootstrap resamples.
+def roc_auc_bootstrap(
+    risk: np.ndarray, churned: np.ndarray, resamples: int
+) -> np.ndarray:
+    """Return the ROC AUC on each of ``resamples`` bootstrap resamples of the accounts.
 
     Each resample draws the accounts with replacement. Drawing an account k times
     weights it by k, so the ranks are computed once and each resample costs O(n).
+    The generator starts from the same seed on every call, so resample i draws the
+    same accounts for every method of a dataset. A resample without churned or
+    without retained accounts gives NaN.
     """
+    rng = np.random.default_rng(methods.SEED)
     groups, churned_sorted = _tie_groups(risk, churned)
     aucs = np.empty(resamples)
     for index in range(resamples):
         draws = rng.integers(0, len(risk), len(risk))
         weights = np.bincount(draws, minlength=len(risk)).astype(np.float64)
         aucs[index] = _weighted_auc(groups, churned_sorted, weights)
-    low, high = np.nanpercentile(aucs, [2.5, 97.5])
-    return float(low), float(high)
+    return aucs
 
 
 def _tie_groups(risk: np.ndarray, churned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -360,22 +393,31 @@ def _weighted_auc(
 
 
 def format_table(rows: list[Row]) -> str:
-    """Return the rows as a fixed-width text table."""
-    header = (
-        f"{'dataset':<13} {'method':<38} {'ROC AUC':>7} {'95% interval':>13} "
-        f"{'PR AUC':>6} {'seconds':>8}"
-    )
-    lines = [header, "-" * len(header)]
+    """Return the rows as a Markdown table, ready to paste into the docs."""
+    lines = [
+        "| dataset | method | ROC AUC | 95% interval | minus hand-set (95%) "
+        "| PR AUC | seconds |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for row in rows:
         if row.roc_auc is None:
-            lines.append(f"{row.dataset:<13} {row.method:<38} failed: {row.error}")
+            lines.append(f"| {row.dataset} | {row.method} | failed: {row.error} |")
             continue
-        interval = f"{row.roc_auc_low:.3f}-{row.roc_auc_high:.3f}"
         lines.append(
-            f"{row.dataset:<13} {row.method:<38} {row.roc_auc:>7.3f} "
-            f"{interval:>13} {row.pr_auc:>6.3f} {row.seconds:>8.2f}"
+            f"| {row.dataset} | {row.method} | {row.roc_auc:.3f} "
+            f"| {row.roc_auc_low:.3f}-{row.roc_auc_high:.3f} | {_difference(row)} "
+            f"| {row.pr_auc:.3f} | {row.seconds:.2f} |"
         )
     return "\n".join(lines)
+
+
+def _difference(row: Row) -> str:
+    if row.vs_profile is None:
+        return ""
+    return (
+        f"{row.vs_profile:+.3f} ({row.vs_profile_low:+.3f} to "
+        f"{row.vs_profile_high:+.3f})"
+    )
 
 
 def machine_info() -> dict[str, object]:

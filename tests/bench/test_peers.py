@@ -92,12 +92,13 @@ def test_weighted_auc_equals_repeated_rows():
     assert peers._weighted_auc(groups, outcome, weights) == pytest.approx(expected)
 
 
-def test_roc_auc_interval_brackets_estimate():
+def test_roc_auc_bootstrap_brackets_estimate():
     rng = np.random.default_rng(5)
     churned = rng.random(1000) < 0.3
     risk = churned + rng.normal(size=1000)
 
-    low, high = peers.roc_auc_interval(risk, churned, np.random.default_rng(6), 200)
+    aucs = peers.roc_auc_bootstrap(risk, churned, 200)
+    low, high = np.percentile(aucs, [2.5, 97.5])
     estimate = peers.roc_auc(risk, churned)
 
     assert low < estimate < high
@@ -107,11 +108,10 @@ def test_roc_auc_interval_brackets_estimate():
 def test_evaluate_unscored_account_fails_row():
     risk = np.array([0.2, np.nan, 0.9])
     churned = np.array([False, True, True])
-    rng = np.random.default_rng(0)
-
-    row = peers.evaluate("d", "m", (risk, 1.0), churned, rng, 10)
+    row, aucs = peers.evaluate("d", "m", (risk, 1.0), churned, 10)
 
     assert row.roc_auc is None
+    assert aucs is None
     assert "1 accounts have no risk" in row.error
     assert "failed: 1 accounts" in peers.format_table([row])
 
@@ -119,9 +119,7 @@ def test_evaluate_unscored_account_fails_row():
 def test_evaluate_row_values():
     risk = np.array([0.9, 0.8, 0.3, 0.1])
     churned = np.array([True, False, True, False])
-    rng = np.random.default_rng(0)
-
-    row = peers.evaluate("d", "m", (risk, 2.5), churned, rng, 50)
+    row, aucs = peers.evaluate("d", "m", (risk, 2.5), churned, 50)
 
     assert row.roc_auc == 0.75
     assert row.accounts == 4
@@ -129,6 +127,33 @@ def test_evaluate_row_values():
     # Average precision: precision 1 at the first churned, 2/3 at the second.
     assert row.pr_auc == pytest.approx((1 + 2 / 3) / 2)
     assert row.seconds == 2.5
+    assert aucs.shape == (50,)
+
+
+def test_evaluate_all_pairs_with_profile():
+    rng = np.random.default_rng(7)
+    churned = rng.random(300) < 0.3
+    profile = churned + rng.normal(size=300)
+    outcomes = {
+        peers.REFERENCE_METHOD: (profile, 1.0),
+        "same": (profile.copy(), 1.0),
+        "better": (churned + 0.5 * rng.normal(size=300), 1.0),
+        "broken": "ValueError: no fit",
+    }
+
+    rows = {row.method: row for row in peers.evaluate_all("d", outcomes, churned, 100)}
+
+    assert rows[peers.REFERENCE_METHOD].vs_profile is None
+    # The same risks on the same resamples differ by exactly 0 on every resample.
+    assert rows["same"].vs_profile == 0
+    assert rows["same"].vs_profile_low == 0
+    assert rows["same"].vs_profile_high == 0
+    assert rows["better"].vs_profile_low > 0
+    assert rows["broken"].error == "ValueError: no fit"
+    assert rows["broken"].vs_profile is None
+    assert "| d | broken | failed: ValueError: no fit |" in peers.format_table(
+        list(rows.values())
+    )
 
 
 def test_cdnow_features_hand_case():
