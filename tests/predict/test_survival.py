@@ -126,6 +126,26 @@ def test_band_survival_truncated_matches_numpy():
     np.testing.assert_allclose(curve["survival"], expected, rtol=1e-12)
 
 
+def test_band_survival_band_that_empties_early():
+    # Both "Unknown" accounts churn, the first before the second enters, so the
+    # curve is 0 while accounts still enter and lifelines cannot fit it.
+    durations, bands = _frames(
+        [1.0, 2.0, 3.0, 34.7, 44.5],
+        [True, False, False, True, True],
+        ["Poor", "Poor", "Poor", "Unknown", "Unknown"],
+    )
+    durations["entry_months"] = [0.0, 0.0, 0.0, 33.0, 41.3]
+
+    result = band_survival(durations, bands)
+
+    summary = result.summary.set_index("band")
+    assert summary.loc["Unknown", "accounts"] == 2
+    assert math.isnan(summary.loc["Unknown", "median_months"])
+    assert math.isnan(summary.loc["Unknown", "restricted_mean_months"])
+    assert set(result.curves["band"]) == {"Poor"}
+    assert summary.loc["Poor", "restricted_mean_months"] == pytest.approx(1 + 2 / 3 * 2)
+
+
 def test_band_survival_interval_brackets_curve():
     durations, bands = _tiny()
 

@@ -270,13 +270,24 @@ def survival_table(result: BandSurvival) -> Table:
     table.add_column("churned", justify="right", no_wrap=True)
     table.add_column("median months", justify="right", no_wrap=True)
     table.add_column("restricted mean months", justify="right", no_wrap=True)
+    if result.summary["median_months"].isna().any():
+        table.caption = (
+            "-: too few accounts at risk at short tenures to estimate the curve."
+        )
     for row in result.summary.itertuples(index=False):
-        median = row.median_months
         table.add_row(
             styled_band(str(row.band)),
             f"{row.accounts:,}",
             f"{row.churned:,}",
-            "not reached" if math.isinf(median) else f"{median:.1f}",
-            f"{row.restricted_mean_months:.1f}",
+            _months(row.median_months),
+            _months(row.restricted_mean_months),
         )
     return table
+
+
+def _months(value: float) -> str:
+    if math.isnan(value):
+        return "-"
+    if math.isinf(value):
+        return "not reached"
+    return f"{value:.1f}"

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from lifelines import KaplanMeierFitter
+from lifelines.exceptions import StatError
 from lifelines.utils import restricted_mean_survival_time
 
 from healthscore.exceptions import ConfigError, InputDataError
@@ -94,7 +95,9 @@ class BandSurvival:
     summary
         One row per band: ``band``, ``accounts``, ``churned``, ``median_months``
         (``inf`` when the curve never reaches 0.5), ``restricted_mean_months`` and
-        the ``horizon_months`` it is restricted to.
+        the ``horizon_months`` it is restricted to. A band whose curve cannot be
+        estimated, because with late entries its risk set empties before later
+        accounts enter, has NaN for both and no rows in ``curves``.
     horizon_months
         The horizon of every restricted mean in ``summary``.
     """
@@ -227,8 +230,11 @@ def band_survival(
     horizon = _horizon(groups, horizon_months)
 
     fitted = {name: _fit(name, group) for name, group in groups.items()}
-    curves = pd.concat(
-        [_curve(name, fitter) for name, fitter in fitted.items()], ignore_index=True
+    parts = [_curve(name, fitter) for name, fitter in fitted.items() if fitter]
+    curves = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame(columns=CURVE_COLUMNS)
     )
     summary = pd.DataFrame(
         [_summary(name, groups[name], fitted[name], horizon) for name in names],
@@ -275,15 +281,24 @@ def _horizon(groups: dict[str, pd.DataFrame], requested: float | None) -> float:
     return float(requested)
 
 
-def _fit(name: str, group: pd.DataFrame) -> KaplanMeierFitter:
+def _fit(name: str, group: pd.DataFrame) -> KaplanMeierFitter | None:
+    """Fit a band's curve, or return None when its risk set empties early.
+
+    With late entries, lifelines 0.30 raises ``StatError`` when the curve reaches
+    0 while accounts still enter later, which happens in small bands.
+    """
     entry = None
     if "entry_months" in group:
         entry = group["entry_months"].to_numpy(dtype="float64")
-    return KaplanMeierFitter(label=str(name)).fit(
-        group["months"].to_numpy(dtype="float64"),
-        event_observed=group["churned"].to_numpy(dtype=bool),
-        entry=entry,
-    )
+    try:
+        return KaplanMeierFitter(label=str(name)).fit(
+            group["months"].to_numpy(dtype="float64"),
+            event_observed=group["churned"].to_numpy(dtype=bool),
+            entry=entry,
+        )
+    except StatError as exc:
+        logger.warning("no time-to-churn curve for band %r: %s", name, exc)
+        return None
 
 
 def _curve(name: str, fitter: KaplanMeierFitter) -> pd.DataFrame:
@@ -304,15 +319,17 @@ def _curve(name: str, fitter: KaplanMeierFitter) -> pd.DataFrame:
 
 
 def _summary(
-    name: str, group: pd.DataFrame, fitter: KaplanMeierFitter, horizon: float
+    name: str, group: pd.DataFrame, fitter: KaplanMeierFitter | None, horizon: float
 ) -> dict[str, object]:
+    median = restricted = float("nan")
+    if fitter is not None:
+        median = float(fitter.median_survival_time_)
+        restricted = float(restricted_mean_survival_time(fitter, t=horizon))
     return {
         "band": name,
         "accounts": len(group),
         "churned": int(group["churned"].sum()),
-        "median_months": float(fitter.median_survival_time_),
-        "restricted_mean_months": float(
-            restricted_mean_survival_time(fitter, t=horizon)
-        ),
+        "median_months": median,
+        "restricted_mean_months": restricted,
         "horizon_months": horizon,
     }
