@@ -13,12 +13,14 @@ from healthscore.cli.demo import demo
 from healthscore.cli.export import export_app
 from healthscore.cli.human import inputs_app, override_app, sentiment_app
 from healthscore.cli.ingest import ingest, quarantine
+from healthscore.cli.learn import learn
 from healthscore.cli.parents import parents
 from healthscore.cli.profile import profile_app
 from healthscore.cli.report import report
 from healthscore.cli.scores import accounts, explain, score
 from healthscore.cli.segments import segments
 from healthscore.cli.simulate import simulate
+from healthscore.cli.validate import validate
 from healthscore.cli.why import why
 
 __all__ = ["app", "main"]
@@ -70,6 +72,8 @@ app.command()(explain)
 app.command()(why)
 app.command()(parents)
 app.command()(segments)
+app.command()(learn)
+app.command()(validate)
 app.add_typer(profile_app, name="profile")
 app.add_typer(export_app, name="export")
 app.add_typer(sentiment_app, name="sentiment")
