@@ -216,8 +216,8 @@ def print_run(run: PredictionRun, limit: int) -> None:
     console.print(table)
 
 
-def _interval(low: float, high: float) -> str:
-    if low is None or high is None or math.isnan(low) or math.isnan(high):
+def _interval(low: Any, high: Any) -> str:
+    if low is None or high is None or pd.isna(low) or pd.isna(high):
         return "-"
     return f"{low:.1%} - {high:.1%}"
 
@@ -285,8 +285,8 @@ def survival_table(result: BandSurvival) -> Table:
     return table
 
 
-def _months(value: float) -> str:
-    if math.isnan(value):
+def _months(value: Any) -> str:
+    if pd.isna(value):
         return "-"
     if math.isinf(value):
         return "not reached"

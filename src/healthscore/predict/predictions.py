@@ -7,9 +7,9 @@ that it churns within ``horizon_days`` after D. The newest observation date is
 ``spacing_days`` apart.
 
 The interval of each probability is a percentile interval over ``bootstraps`` refits
-of the same model, each on a resample of the training rows drawn with replacement
-within each label, so every refit contains as many churned and retained rows as the
-training set. The interval shows how much the fitted model varies with the training
+of the same model. Each refit learns from the training rows resampled with replacement
+within each label, so it contains as many churned and retained rows as the training
+set. The interval shows how much the fitted model varies with the training
 sample. It is not a range for the outcome itself, which is churn or no churn.
 Resampling uses ``numpy.random.default_rng(seed)``, so a run is repeatable.
 
@@ -25,6 +25,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import ibis
 import ibis.expr.types as ir
@@ -516,7 +517,7 @@ def _empty_predictions() -> pd.DataFrame:
 
 def account_prediction(
     store: Store, account_id: str
-) -> tuple[dict[str, object] | None, pd.DataFrame]:
+) -> tuple[dict[str, Any] | None, pd.DataFrame]:
     """Read one account's newest stored prediction and its drivers.
 
     Returns
@@ -528,7 +529,8 @@ def account_prediction(
     predictions, drivers = latest_predictions(store, [account_id])
     if predictions.empty:
         return None, drivers
-    return predictions.iloc[0].to_dict(), drivers
+    row = {str(column): value for column, value in predictions.iloc[0].items()}
+    return row, drivers
 
 
 def stored_band_survival(

@@ -4,8 +4,8 @@ An account's duration runs from its start (``created_at``) to ``churned_at`` whe
 churned by the as-of date, and is censored at the as-of date otherwise. Durations are
 in months of 365.25 / 12 days. When the data starts after accounts were created, an
 account enters the curve at its tenure on the first observed day (left truncation,
-lifelines' ``entry``), so accounts that churned before any data was kept do not make
-the curve look better. The functions are pure: frames in, frames out.
+lifelines' ``entry``). Otherwise the unobserved early months of old accounts would
+count as months without churn. The functions are pure: frames in, frames out.
 
 Two summaries of a band's curve are given, because a healthy band's curve often never
 falls to 0.5 and so has no median:
