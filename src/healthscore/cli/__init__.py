@@ -15,6 +15,7 @@ from healthscore.cli.human import inputs_app, override_app, sentiment_app
 from healthscore.cli.ingest import ingest, quarantine
 from healthscore.cli.learn import learn
 from healthscore.cli.parents import parents
+from healthscore.cli.predict import predict
 from healthscore.cli.profile import profile_app
 from healthscore.cli.report import report
 from healthscore.cli.scores import accounts, explain, score
@@ -73,6 +74,7 @@ app.command()(why)
 app.command()(parents)
 app.command()(segments)
 app.command()(learn)
+app.command()(predict)
 app.command()(validate)
 app.add_typer(profile_app, name="profile")
 app.add_typer(export_app, name="export")

@@ -1,27 +1,52 @@
-"""Churn prediction: training sets, learned models and learned profiles."""
+"""Churn prediction: training sets, learned models and learned profiles.
+
+The names below are loaded on first use, so that commands which only read stored
+predictions, such as ``explain`` and ``export``, do not import scikit-learn.
+"""
 
 from __future__ import annotations
 
-from healthscore.predict.learned_profile import (
-    cross_validated_profile_risk,
-    learned_profile,
-    profile_risk,
-)
-from healthscore.predict.models import (
-    ChurnModel,
-    cross_validated_predictions,
-    expected_calibration_error,
-    fit_boosted,
-    fit_logistic,
-    fold_splits,
-)
-from healthscore.predict.training import (
-    TrainingSet,
-    build_training_set,
-    churn_labels,
-    features_as_of,
-    split_feature_name,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from healthscore.predict.learned_profile import (
+        cross_validated_profile_risk,
+        learned_profile,
+        profile_risk,
+    )
+    from healthscore.predict.models import (
+        ChurnModel,
+        cross_validated_predictions,
+        expected_calibration_error,
+        fit_boosted,
+        fit_logistic,
+        fold_splits,
+    )
+    from healthscore.predict.training import (
+        TrainingSet,
+        build_training_set,
+        churn_labels,
+        features_as_of,
+        split_feature_name,
+    )
+
+_HOMES = {
+    "cross_validated_profile_risk": "learned_profile",
+    "learned_profile": "learned_profile",
+    "profile_risk": "learned_profile",
+    "ChurnModel": "models",
+    "cross_validated_predictions": "models",
+    "expected_calibration_error": "models",
+    "fit_boosted": "models",
+    "fit_logistic": "models",
+    "fold_splits": "models",
+    "TrainingSet": "training",
+    "build_training_set": "training",
+    "churn_labels": "training",
+    "features_as_of": "training",
+    "split_feature_name": "training",
+}
 
 __all__ = [
     "ChurnModel",
@@ -39,3 +64,10 @@ __all__ = [
     "profile_risk",
     "split_feature_name",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
