@@ -350,11 +350,12 @@ def require_fightchurn() -> None:
 def fit_fightchurn(task: Task, folder: Path) -> np.ndarray:
     """Run the book's pipeline from fightchurn's listings on the task's features.
 
-    The listings pass data between steps as CSV files next to the dataset file,
-    in ``folder``: summary statistics, fat-tail scores, metric groups by correlation
-    (listings 5.2, 7.5, 6.4, 6.3), dummy variables for text columns (10.4, 10.5),
-    L1 logistic regression (8.2), re-scoring the test accounts with the training
-    parameters (8.4 or 10.7) and the churn forecast (8.5).
+    The listings pass data between steps as CSV files next to the dataset file, in
+    ``folder``. The steps are summary statistics, fat-tail scores and metric groups
+    by correlation (listings 5.2, 7.5, 6.4 and 6.3), and dummy variables for text
+    columns (10.4, 10.5). Then come the L1 logistic regression (8.2), the re-scoring
+    of the test accounts with the training parameters (8.4 or 10.7) and the churn
+    forecast (8.5).
     """
     require_fightchurn()
     from fightchurn.listings.chap8.listing_8_1_prepare_data import prepare_data
@@ -465,7 +466,7 @@ def _raises_churn(values: pd.Series, churned: np.ndarray) -> bool:
 def fit_bgnbd(log: pd.DataFrame, customers: pd.Index) -> dict[str, np.ndarray]:
     """Fit lifetimes' BG/NBD model on the calibration period of the CDNOW log.
 
-    The model sees only purchases up to 1997-09-30 and no outcome. Time is in weeks,
+    The model reads only purchases up to 1997-09-30 and no outcome. Time is in weeks,
     as in Fader, Hardie and Lee (2005). Two risks come back, each in the order of
     ``customers``: minus the expected number of purchases in the 39-week hold-out,
     and minus the probability that the customer is still alive.

@@ -335,3 +335,22 @@ def test_cdnow_learned_labels_training_window(cdnow, tmp_path):
     expected = ~accounts["account_id"].isin(bought)
 
     assert accounts["churned"].tolist() == expected.tolist()
+
+
+def test_timed_failure_returns_error_text():
+    def fail():
+        raise ValueError("no rows")
+
+    assert peers._timed("m", fail) == "ValueError: no rows"
+
+
+def test_grouped_failure_fills_each_row():
+    def fail():
+        raise ZeroDivisionError("empty fold")
+
+    outcomes = peers._grouped({"a": "method A", "b": "method B"}, fail)
+
+    assert outcomes == {
+        "method A": "ZeroDivisionError: empty fold",
+        "method B": "ZeroDivisionError: empty fold",
+    }
