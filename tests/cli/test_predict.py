@@ -9,8 +9,12 @@ import typer
 from typer.testing import CliRunner
 
 from healthscore.cli import app as main_app
-from healthscore.cli import predict as predict_module
-from healthscore.cli.predict import predict
+from healthscore.cli.predict import (
+    DEFAULT_BOOTSTRAPS,
+    DEFAULT_HORIZON_DAYS,
+    format_drivers,
+    predict,
+)
 from healthscore.predict import predictions
 from healthscore.store import Store
 from tests.predict.test_predictions import _insert_scores, build_history_store
@@ -142,14 +146,14 @@ def test_format_drivers_rank_order_and_values():
         }
     )
 
-    text = predict_module.format_drivers(drivers)
+    text = format_drivers(drivers)
 
     assert text == "tenure = 3 +1.23, contract = Month-to-month +0.50, nps -0.01"
 
 
 def test_predict_cli_defaults_match_library():
-    assert predict_module.DEFAULT_HORIZON_DAYS == predictions.DEFAULT_HORIZON_DAYS
-    assert predict_module.DEFAULT_BOOTSTRAPS == predictions.DEFAULT_BOOTSTRAPS
+    assert DEFAULT_HORIZON_DAYS == predictions.DEFAULT_HORIZON_DAYS
+    assert DEFAULT_BOOTSTRAPS == predictions.DEFAULT_BOOTSTRAPS
 
 
 @pytest.fixture(scope="module")
