@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from healthscore.predict.learned_profile import (
+    from healthscore.predict.learned import (
         cross_validated_profile_risk,
         learned_profile,
         profile_risk,
@@ -32,9 +32,9 @@ if TYPE_CHECKING:
     )
 
 _HOMES = {
-    "cross_validated_profile_risk": "learned_profile",
-    "learned_profile": "learned_profile",
-    "profile_risk": "learned_profile",
+    "cross_validated_profile_risk": "learned",
+    "learned_profile": "learned",
+    "profile_risk": "learned",
     "ChurnModel": "models",
     "cross_validated_predictions": "models",
     "expected_calibration_error": "models",
