@@ -33,6 +33,7 @@ __all__ = [
     "cross_validated_predictions",
     "expected_calibration_error",
     "fit_boosted",
+    "fit_ensemble",
     "fit_logistic",
     "fold_splits",
 ]
@@ -64,10 +65,38 @@ BOOSTED_SETTINGS: dict[str, object] = {
 }
 
 
+#: Features with at most this many distinct training values get no log term.
+LOG_TERM_MIN_VALUES = 3
+
+
 class _RawModel(Protocol):
     def log_odds(self, x: np.ndarray) -> np.ndarray: ...
 
     def contributions(self, x: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class _LogTerms:
+    """Standardised ``log1p(x - offset)`` terms of some features.
+
+    ``offset`` is the feature's training minimum, and a value below it is raised to
+    it, so the term is 0 there. Each term is standardised by its training mean and
+    standard deviation like a plain feature.
+    """
+
+    columns: np.ndarray
+    offsets: np.ndarray
+    means: np.ndarray
+    scales: np.ndarray
+
+    def values(self, imputed: np.ndarray) -> np.ndarray:
+        shifted = np.maximum(imputed[:, self.columns] - self.offsets, 0.0)
+        return (np.log1p(shifted) - self.means) / self.scales
+
+
+_NO_LOG_TERMS = _LogTerms(
+    np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0), np.ones(0)
+)
 
 
 @dataclass(frozen=True)
@@ -76,7 +105,8 @@ class _LinearModel:
 
     A feature that had missing values in training also gets a 0/1 missing indicator
     with its own coefficient. Log-odds = intercept + sum(coef * z + missing_coef * m)
-    with z = (imputed value - mean) / scale.
+    with z = (imputed value - mean) / scale, plus ``log_coef * log term`` for the
+    features in ``log_terms``. A feature's contribution includes its log term.
     """
 
     medians: np.ndarray
@@ -85,11 +115,18 @@ class _LinearModel:
     coef: np.ndarray
     missing_coef: np.ndarray
     intercept: float
+    log_terms: _LogTerms = _NO_LOG_TERMS
+    log_coef: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         missing = np.isnan(x)
-        z = (np.where(missing, self.medians, x) - self.means) / self.scales
-        return z * self.coef + missing * self.missing_coef
+        imputed = np.where(missing, self.medians, x)
+        z = (imputed - self.means) / self.scales
+        result = z * self.coef + missing * self.missing_coef
+        if len(self.log_coef):
+            logs = self.log_terms.values(imputed)
+            result[:, self.log_terms.columns] += logs * self.log_coef
+        return result
 
     def log_odds(self, x: np.ndarray) -> np.ndarray:
         return self.intercept + self.contributions(x).sum(axis=1)
@@ -140,11 +177,13 @@ class ChurnModel:
     Attributes
     ----------
     kind
-        ``"logistic"`` or ``"boosted"``.
+        ``"logistic"``, ``"boosted"`` or ``"ensemble"``.
     feature_names
         The feature columns the model reads, in order.
     calibration
-        ``"isotonic"``, ``"sigmoid"`` or None (raw model probabilities).
+        ``"isotonic"``, ``"sigmoid"``, None (raw model probabilities) or, for an
+        ensemble, ``"members"`` (the mean of its members' calibrated
+        probabilities).
     horizon_days
         The horizon of the training set's labels.
     """
@@ -175,20 +214,19 @@ class ChurnModel:
         ConfigError
             If a feature column is missing.
         """
-        log_odds = self._raw.log_odds(self._matrix(features))
-        if self._calibrator is None:
-            return expit(log_odds)
-        return np.clip(self._calibrator.apply(log_odds), 0.0, 1.0)
+        return self._probability(self._matrix(features))
 
     def drivers(self, features: pd.DataFrame, top: int = 3) -> pd.DataFrame:
         """List the features that push each row's churn risk up the most.
 
         A contribution is in log-odds points towards churn. For the logistic model
         it is ``coef * z`` plus the missing-indicator term, relative to an account
-        with every feature at its training mean. For the boosted model it is the
-        change in log-odds when the feature is set to its training median.
-        Contributions are before calibration. The indicators of one text metric
-        are summed and listed under the metric's name.
+        with every feature at its training mean, plus the log term when the
+        model has one. For the boosted model it is the change in log-odds when the
+        feature is set to its training median. For an ensemble it is the mean of
+        its members' contributions. Contributions are before calibration. The
+        indicators of one text metric are summed and listed under the metric's
+        name.
 
         Parameters
         ----------
@@ -229,7 +267,7 @@ class ChurnModel:
         Raises
         ------
         ConfigError
-            If the model is not logistic.
+            If the model is not logistic or has log terms.
         """
         if not isinstance(self._raw, _LinearModel):
             raise ConfigError(
@@ -238,6 +276,13 @@ class ChurnModel:
                 field="model",
             )
         raw = self._raw
+        if len(raw.log_coef):
+            raise ConfigError(
+                "coefficients describe one linear term per feature, but this "
+                f"logistic model also has log terms for {len(raw.log_coef)} "
+                "features. Fit it with fit_logistic(..., log_terms=False).",
+                field="model",
+            )
         return pd.DataFrame(
             {
                 "coef": raw.coef,
@@ -249,6 +294,12 @@ class ChurnModel:
             },
             index=pd.Index(self.feature_names, name="feature"),
         )
+
+    def _probability(self, x: np.ndarray) -> np.ndarray:
+        log_odds = self._raw.log_odds(x)
+        if self._calibrator is None:
+            return expit(log_odds)
+        return np.clip(self._calibrator.apply(log_odds), 0.0, 1.0)
 
     def _matrix(self, features: pd.DataFrame) -> np.ndarray:
         missing = [name for name in self.feature_names if name not in features]
@@ -263,12 +314,31 @@ class ChurnModel:
         return frame.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+@dataclass(frozen=True)
+class _EnsembleModel:
+    """The mean of its members' calibrated probabilities, as log-odds.
+
+    The mean is clipped to [EPSILON, 1 - EPSILON] so that its log-odds are finite.
+    """
+
+    members: tuple[ChurnModel, ...]
+
+    def log_odds(self, x: np.ndarray) -> np.ndarray:
+        probability = np.mean([member._probability(x) for member in self.members], 0)
+        return logit(np.clip(probability, EPSILON, 1 - EPSILON))
+
+    def contributions(self, x: np.ndarray) -> np.ndarray:
+        parts = [member._raw.contributions(x) for member in self.members]
+        return np.mean(parts, axis=0)
+
+
 def fit_logistic(
     training: TrainingSet,
     *,
     signs: Mapping[str, int] | None = None,
     C: float = 1.0,
     calibration: Calibration = "sigmoid",
+    log_terms: bool = False,
 ) -> ChurnModel:
     """Fit an L2-regularised logistic regression with optional sign constraints.
 
@@ -279,6 +349,12 @@ def fit_logistic(
     ``LogisticRegression``, minimised by L-BFGS-B. A sign constraint is a bound on
     that feature's coefficient, so the optimum is found among the allowed
     coefficients and a coefficient the data would flip lands on 0.
+
+    With ``log_terms``, every number feature with at least
+    :data:`LOG_TERM_MIN_VALUES` distinct training values also gets the term
+    ``log1p(x - training minimum)``, standardised, with the same sign constraint.
+    The effect of such a feature is then ``a * x + b * log1p(x - min)``, which can
+    bend: the first months of tenure can weigh more than later ones.
 
     Parameters
     ----------
@@ -293,6 +369,9 @@ def fit_logistic(
         Inverse regularisation strength; larger fits the data more closely.
     calibration
         ``"sigmoid"`` (default, keeps the ranking), ``"isotonic"`` or None.
+    log_terms
+        Add a log term per number feature. :meth:`ChurnModel.coefficients` and
+        so :func:`learned_profile` need a model without them.
 
     Returns
     -------
@@ -304,9 +383,14 @@ def fit_logistic(
     InputDataError
         If the labels hold one class only.
     ConfigError
-        If ``C``, ``signs`` or ``calibration`` is invalid.
+        If ``C``, ``signs``, ``calibration`` or ``log_terms`` is invalid.
     """
     _check_calibration(calibration)
+    if not isinstance(log_terms, bool):
+        raise ConfigError(
+            f"log_terms must be True or False; got {log_terms!r}.",
+            field="log_terms",
+        )
     if isinstance(C, bool) or not isinstance(C, int | float) or not C > 0:
         raise ConfigError(
             f"C must be a positive number; got {C!r}. Pass 1.0 for the default "
@@ -317,7 +401,7 @@ def fit_logistic(
     _check_two_classes(training)
 
     def fit_raw(subset: TrainingSet) -> _RawModel:
-        return _fit_linear(subset, bounds, float(C))
+        return _fit_linear(subset, bounds, float(C), log_terms)
 
     return _fit_calibrated(training, "logistic", fit_raw, calibration)
 
@@ -327,12 +411,13 @@ def fit_boosted(
     *,
     monotone: Mapping[str, int] | None = None,
     calibration: Calibration = "isotonic",
+    settings: Mapping[str, object] | None = None,
 ) -> ChurnModel:
     """Fit gradient-boosted trees with optional monotone constraints.
 
     Uses scikit-learn's ``HistGradientBoostingClassifier`` with
-    :data:`BOOSTED_SETTINGS`. Missing values go to whichever side of each split
-    fits best, so no imputation is needed.
+    :data:`BOOSTED_SETTINGS`, updated by ``settings``. Missing values go to
+    whichever side of each split fits best, so no imputation is needed.
 
     Parameters
     ----------
@@ -343,6 +428,10 @@ def fit_boosted(
         churn risk: ``-1`` decreasing, ``1`` increasing, 0 free.
     calibration
         ``"isotonic"`` (default), ``"sigmoid"`` or None.
+    settings
+        ``HistGradientBoostingClassifier`` parameters that replace those of
+        :data:`BOOSTED_SETTINGS`, such as ``{"max_leaf_nodes": 7}``.
+        ``monotonic_cst`` is set from ``monotone`` instead.
 
     Returns
     -------
@@ -354,22 +443,77 @@ def fit_boosted(
     InputDataError
         If the labels hold one class only.
     ConfigError
-        If ``monotone`` or ``calibration`` is invalid.
+        If ``monotone``, ``calibration`` or ``settings`` is invalid.
     """
     _check_calibration(calibration)
+    parameters = _boosted_parameters(settings)
     constraints = _sign_bounds(training.feature_names, monotone, "monotone")
     cst = [_direction(bound) for bound in constraints]
     _check_two_classes(training)
 
     def fit_raw(subset: TrainingSet) -> _RawModel:
         x = subset.features().to_numpy(dtype=np.float64, na_value=np.nan)
-        estimator = HistGradientBoostingClassifier(
-            monotonic_cst=cst, **BOOSTED_SETTINGS
-        )
+        estimator = HistGradientBoostingClassifier(monotonic_cst=cst, **parameters)
         estimator.fit(x, subset.labels())
         return _BoostedModel(estimator, _nan_medians(x))
 
     return _fit_calibrated(training, "boosted", fit_raw, calibration)
+
+
+def fit_ensemble(
+    training: TrainingSet,
+    *,
+    signs: Mapping[str, int] | None = None,
+    monotone: Mapping[str, int] | None = None,
+    log_terms: bool = True,
+    settings: Mapping[str, object] | None = None,
+) -> ChurnModel:
+    """Fit a logistic and a boosted model and average their probabilities.
+
+    The members are ``fit_logistic(training, signs=signs, log_terms=log_terms)``
+    with sigmoid calibration and ``fit_boosted(training, monotone=monotone,
+    settings=settings)`` with isotonic calibration. The ensemble's probability is
+    the unweighted mean of their calibrated probabilities. The equal weights and
+    the members' settings are fixed, not fitted to the data. A mean of calibrated
+    probabilities is not itself guaranteed to be calibrated, so check its ECE on
+    held-out rows.
+
+    Parameters
+    ----------
+    training
+        The labelled rows.
+    signs
+        As for :func:`fit_logistic`, for the logistic member.
+    monotone
+        As for :func:`fit_boosted`, for the boosted member.
+    log_terms
+        As for :func:`fit_logistic`. On by default, so that the logistic member
+        can bend like the trees do, but smoothly.
+    settings
+        As for :func:`fit_boosted`, for the boosted member.
+
+    Returns
+    -------
+    ChurnModel
+        ``kind="ensemble"`` and ``calibration="members"``. Its drivers are the
+        mean of the members' contributions, and it has no coefficients.
+
+    Raises
+    ------
+    InputDataError
+        If the labels hold one class only.
+    ConfigError
+        If ``signs``, ``monotone``, ``log_terms`` or ``settings`` is invalid.
+    """
+    logistic = fit_logistic(training, signs=signs, log_terms=log_terms)
+    boosted = fit_boosted(training, monotone=monotone, settings=settings)
+    return ChurnModel(
+        kind="ensemble",
+        feature_names=training.feature_names,
+        calibration="members",
+        horizon_days=training.horizon_days,
+        _raw=_EnsembleModel((logistic, boosted)),
+    )
 
 
 def cross_validated_predictions(
@@ -549,7 +693,10 @@ def _platt(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
 
 
 def _fit_linear(
-    training: TrainingSet, bounds: list[tuple[float | None, float | None]], C: float
+    training: TrainingSet,
+    bounds: list[tuple[float | None, float | None]],
+    C: float,
+    log_terms: bool = False,
 ) -> _LinearModel:
     x = training.features().to_numpy(dtype=np.float64, na_value=np.nan)
     y = training.labels().astype(np.float64)
@@ -561,16 +708,63 @@ def _fit_linear(
     scales[scales == 0] = 1.0
     z = (imputed - means) / scales
 
+    logs = _NO_LOG_TERMS
+    if log_terms:
+        logs = _fit_log_terms(imputed, training.feature_names)
+    log_bounds = [bounds[j] for j in logs.columns]
+
     has_missing = missing.any(axis=0)
-    design = np.hstack([z, missing[:, has_missing].astype(np.float64)])
+    indicators = missing[:, has_missing].astype(np.float64)
+    design = np.hstack([z, logs.values(imputed), indicators])
     free = [(None, None)] * int(has_missing.sum())
     prior = float(np.clip(y.mean(), EPSILON, 1 - EPSILON))
-    weights, intercept = _minimise_log_loss(design, y, bounds + free, C, logit(prior))
+    all_bounds = bounds + log_bounds + free
+    weights, intercept = _minimise_log_loss(design, y, all_bounds, C, logit(prior))
 
-    n = x.shape[1]
+    n, k = x.shape[1], len(logs.columns)
     missing_coef = np.zeros(n)
-    missing_coef[has_missing] = weights[n:]
-    return _LinearModel(medians, means, scales, weights[:n], missing_coef, intercept)
+    missing_coef[has_missing] = weights[n + k :]
+    return _LinearModel(
+        medians,
+        means,
+        scales,
+        weights[:n],
+        missing_coef,
+        intercept,
+        log_terms=logs,
+        log_coef=weights[n : n + k],
+    )
+
+
+def _fit_log_terms(imputed: np.ndarray, feature_names: tuple[str, ...]) -> _LogTerms:
+    """Choose the number features that get a log term and standardise the terms."""
+    columns = [
+        j
+        for j, name in enumerate(feature_names)
+        if split_feature_name(name)[1] is None
+        and len(np.unique(imputed[:, j])) >= LOG_TERM_MIN_VALUES
+    ]
+    selected = np.asarray(columns, dtype=np.int64)
+    offsets = imputed[:, selected].min(axis=0)
+    raw = np.log1p(imputed[:, selected] - offsets)
+    scales = raw.std(axis=0)
+    scales[scales == 0] = 1.0
+    return _LogTerms(selected, offsets, raw.mean(axis=0), scales)
+
+
+def _boosted_parameters(settings: Mapping[str, object] | None) -> dict[str, object]:
+    """Merge ``settings`` over :data:`BOOSTED_SETTINGS`, rejecting unknown names."""
+    settings = dict(settings or {})
+    known = set(HistGradientBoostingClassifier().get_params()) - {"monotonic_cst"}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ConfigError(
+            f"settings names {unknown!r}, which are not HistGradientBoostingClassifier "
+            f"parameters; expected names such as {sorted(BOOSTED_SETTINGS)!r}. Set "
+            "monotone constraints with monotone=.",
+            field="settings",
+        )
+    return {**BOOSTED_SETTINGS, **settings}
 
 
 def _minimise_log_loss(
