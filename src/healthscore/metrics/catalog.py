@@ -117,6 +117,22 @@ _WINDOWED: dict[str, _Definition] = {
             30,
         ),
         _Definition(
+            "days_between_events",
+            "number",
+            "events",
+            "Mean days between consecutive UTC dates with an event in the last {n} "
+            "days; missing with fewer than 2 such dates.",
+            365,
+        ),
+        _Definition(
+            "value_per_active_day",
+            "number",
+            "events",
+            "Sum of event values in the last {n} days divided by the UTC dates with "
+            "an event in them; missing without such a date.",
+            365,
+        ),
+        _Definition(
             "nps",
             "number",
             "survey_responses",

@@ -10,7 +10,9 @@ over events whose value is not null.
 Ratios are missing when their denominator is 0. ``event_trend_{N}d`` is missing when
 the N days before the window have no events, because there is no baseline to compare
 with and any cap would be an arbitrary number. ``dau_mau`` is missing when no user was
-active in the last 30 days. Events with a null ``user_id`` or ``feature`` count as
+active in the last 30 days. ``days_between_events_{N}d`` is missing with fewer than 2
+active days in its window, and ``value_per_active_day_{N}d`` without an active day.
+Events with a null ``user_id`` or ``feature`` count as
 events but add no user or feature.
 """
 
@@ -358,6 +360,46 @@ def _event_trend(
     return finish
 
 
+def _days_between(
+    source: _EventSource, request: MetricRequest, aggregates: _Aggregates
+) -> _Finish:
+    """Mean days between consecutive active days of the window.
+
+    Equals (last active day - first active day) / (active days - 1), because the
+    gaps between consecutive active days add up to the span.
+    """
+    days = request.window_days or 0
+    day = source.day_of(days)
+    first, last, count = f"_first_day_{days}", f"_last_day_{days}", f"_days_{days}"
+    aggregates.main[first] = day.min()
+    aggregates.main[last] = day.max()
+    aggregates.main[count] = day.nunique()
+
+    def finish(table: ir.Table) -> ir.Value:
+        span = (table[last] - table[first]).cast("float64")
+        mean_gap = span / (table[count] - 1).cast("float64")
+        return ibis.ifelse(table[count] >= 2, mean_gap, _NULL_FLOAT)
+
+    return finish
+
+
+def _value_per_active_day(
+    source: _EventSource, request: MetricRequest, aggregates: _Aggregates
+) -> _Finish:
+    days = request.window_days or 0
+    total, count = f"_value_{days}", f"_days_{days}"
+    aggregates.main[total] = source.value_sum(days)
+    aggregates.main["_value_rows"] = source.value_rows()
+    aggregates.main[count] = source.day_of(days).nunique()
+
+    def finish(table: ir.Table) -> ir.Value:
+        ratio = table[total].coalesce(0.0) / table[count].cast("float64")
+        has_days = (table[count] > 0) & (table._value_rows > 0)
+        return ibis.ifelse(has_days, ratio, _NULL_FLOAT)
+
+    return finish
+
+
 def _dau_mau(
     source: _EventSource, request: MetricRequest, aggregates: _Aggregates
 ) -> _Finish:
@@ -393,6 +435,8 @@ _BUILDERS: dict[str, _Builder] = {
     "features_used": _count,
     "event_value": _event_value,
     "event_trend": _event_trend,
+    "days_between_events": _days_between,
+    "value_per_active_day": _value_per_active_day,
     "dau_mau": _dau_mau,
     "days_since_last_event": _days_since,
     "days_since_first_event": _days_since,
