@@ -40,6 +40,7 @@ from healthscore.predict import (
     learned_profile,
     profile_risk,
 )
+from healthscore.predict.models import fit_ensemble
 from healthscore.scoring import HealthProfile, load_profile
 
 #: Store tables that metrics read.
@@ -61,6 +62,7 @@ class ModelKind(StrEnum):
 
     logistic = "logistic"
     boosted = "boosted"
+    ensemble = "ensemble"
 
 
 @handle_errors
@@ -226,6 +228,8 @@ def _check_outcomes(training: TrainingSet) -> None:
 def _model_fit(kind: ModelKind) -> Callable[[TrainingSet], ChurnModel]:
     if kind is ModelKind.boosted:
         return functools.partial(fit_boosted)
+    if kind is ModelKind.ensemble:
+        return functools.partial(fit_ensemble)
     return functools.partial(fit_logistic)
 
 

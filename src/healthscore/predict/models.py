@@ -388,7 +388,8 @@ def fit_logistic(
     _check_calibration(calibration)
     if not isinstance(log_terms, bool):
         raise ConfigError(
-            f"log_terms must be True or False; got {log_terms!r}.",
+            f"log_terms must be True or False; got {log_terms!r}. Pass True to "
+            "add a log term per number feature.",
             field="log_terms",
         )
     if isinstance(C, bool) or not isinstance(C, int | float) or not C > 0:
