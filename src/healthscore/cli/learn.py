@@ -238,14 +238,15 @@ def _print_summary(
 ) -> None:
     labels = training.labels()
     dates = training.observation_dates()
+    article = "an" if str(kind)[0] in "aeiou" else "a"
     split_text = (
         f"{folds} stratified folds"
         if split == "stratified"
         else f"time-based folds over {len(dates)} dates"
     )
     console.print(
-        f"Trained a {kind} model on {len(labels):,} rows ({int(labels.sum()):,} "
-        f"churned within {training.horizon_days} days) with "
+        f"Trained {article} {kind} model on {len(labels):,} rows "
+        f"({int(labels.sum()):,} churned within {training.horizon_days} days) with "
         f"{len(training.feature_names)} features; held out by {split_text}."
     )
 
