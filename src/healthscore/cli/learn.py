@@ -7,7 +7,7 @@ import functools
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import numpy.typing as npt
@@ -16,6 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from healthscore import predict as prediction
 from healthscore.cli._common import (
     ReadStoreOption,
     check_scoring_date,
@@ -28,20 +29,10 @@ from healthscore.cli._common import (
 from healthscore.cli._spark import open_read_store
 from healthscore.evaluation import roc_auc
 from healthscore.exceptions import ConfigError, InputDataError
-from healthscore.predict import (
-    ChurnModel,
-    TrainingSet,
-    build_training_set,
-    cross_validated_predictions,
-    cross_validated_profile_risk,
-    expected_calibration_error,
-    fit_boosted,
-    fit_logistic,
-    learned_profile,
-    profile_risk,
-)
-from healthscore.predict.models import fit_ensemble
 from healthscore.scoring import HealthProfile, load_profile
+
+if TYPE_CHECKING:
+    from healthscore.predict import ChurnModel, TrainingSet
 
 #: Store tables that metrics read.
 SOURCE_TABLES = (
@@ -147,14 +138,14 @@ def learn(
         make_progress() as progress,
     ):
         task = progress.add_task("Building the training set", total=None)
-        training = build_training_set(
+        training = prediction.build_training_set(
             opened, names, dates, horizon_days, segments=segment
         )
         _check_outcomes(training)
 
         progress.update(task, description=f"Cross-validating the {model} model")
         fit = _model_fit(model)
-        predictions = cross_validated_predictions(
+        predictions = prediction.cross_validated_predictions(
             training,
             fit,
             folds=folds,
@@ -164,14 +155,14 @@ def learn(
         )
 
         progress.update(task, description="Scoring the learned profile", total=None)
-        learned_risk = cross_validated_profile_risk(
+        learned_risk = prediction.cross_validated_profile_risk(
             opened, training, folds=folds, base=base
         )
-        base_risk = profile_risk(opened, base, training) if base else None
+        base_risk = prediction.profile_risk(opened, base, training) if base else None
 
         progress.update(task, description="Fitting on all rows")
-        final = fit_logistic(training, calibration=None)
-        text = learned_profile(final, training, base=base, name=name)
+        final = prediction.fit_logistic(training, calibration=None)
+        text = prediction.learned_profile(final, training, base=base, name=name)
 
     out.write_text(text, encoding="utf-8")
     _print_summary(training, model, predictions.attrs["split"], folds)
@@ -227,10 +218,10 @@ def _check_outcomes(training: TrainingSet) -> None:
 
 def _model_fit(kind: ModelKind) -> Callable[[TrainingSet], ChurnModel]:
     if kind is ModelKind.boosted:
-        return functools.partial(fit_boosted)
+        return functools.partial(prediction.fit_boosted)
     if kind is ModelKind.ensemble:
-        return functools.partial(fit_ensemble)
-    return functools.partial(fit_logistic)
+        return functools.partial(prediction.fit_ensemble)
+    return functools.partial(prediction.fit_logistic)
 
 
 def _print_summary(
@@ -262,7 +253,7 @@ def _print_figures(
     table.add_column("ROC AUC", justify="right")
     table.add_column("ECE", justify="right")
     probability, labels = predictions["probability"], predictions["label"]
-    ece = expected_calibration_error(probability, labels)
+    ece = prediction.expected_calibration_error(probability, labels)
     table.add_row("model probability", _auc(probability, labels), f"{ece:.3f}")
     table.add_row(
         "learned profile score",

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from healthscore.predict.models import (
         ChurnModel,
         cross_validated_predictions,
-        expected_calibration_error,
         fit_boosted,
+        fit_ensemble,
         fit_logistic,
         fold_splits,
     )
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         features_as_of,
         split_feature_name,
     )
+    from healthscore.predict.validation import expected_calibration_error
 
 _HOMES = {
     "cross_validated_profile_risk": "learned",
@@ -37,8 +38,9 @@ _HOMES = {
     "profile_risk": "learned",
     "ChurnModel": "models",
     "cross_validated_predictions": "models",
-    "expected_calibration_error": "models",
+    "expected_calibration_error": "validation",
     "fit_boosted": "models",
+    "fit_ensemble": "models",
     "fit_logistic": "models",
     "fold_splits": "models",
     "TrainingSet": "training",
@@ -58,6 +60,7 @@ __all__ = [
     "expected_calibration_error",
     "features_as_of",
     "fit_boosted",
+    "fit_ensemble",
     "fit_logistic",
     "fold_splits",
     "learned_profile",

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import expit, logit
@@ -27,6 +26,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from healthscore.exceptions import ConfigError, InputDataError
 from healthscore.predict.training import TrainingSet, split_feature_name
+from healthscore.predict.validation import expected_calibration_error
 
 __all__ = [
     "ChurnModel",
@@ -608,35 +608,6 @@ def fold_splits(
     _check_folds(folds)
     _check_two_classes(training, folds)
     return _stratified_splits(training.labels(), folds, seed)
-
-
-def expected_calibration_error(
-    probability: npt.ArrayLike, label: npt.ArrayLike, *, bins: int = 10
-) -> float:
-    """Compute the expected calibration error over equal-width probability bins.
-
-    ECE = sum over bins of (rows in bin / all rows) * |mean probability - churn
-    rate| in that bin. Bins split [0, 1] into ``bins`` equal intervals, closed on
-    the left except the last, which also contains 1.
-
-    Examples
-    --------
-    >>> expected_calibration_error([0.1, 0.1, 0.9, 0.9], [0, 0, 1, 0])
-    0.25
-    """
-    p = np.asarray(probability, dtype=np.float64)
-    y = np.asarray(label, dtype=np.float64)
-    if p.shape != y.shape or p.ndim != 1 or len(p) == 0:
-        raise InputDataError(
-            f"probability and label must be non-empty 1-D arrays of one length; got "
-            f"shapes {p.shape} and {y.shape}. Pass one of each per account."
-        )
-    index = np.minimum((p * bins).astype(np.int64), bins - 1)
-    total = 0.0
-    for b in np.unique(index):
-        in_bin = index == b
-        total += in_bin.mean() * abs(p[in_bin].mean() - y[in_bin].mean())
-    return float(round(total, 12))
 
 
 def _fit_calibrated(
