@@ -124,3 +124,28 @@ def test_open_rejects_empty_file(tmp_path):
 
     with pytest.raises(StoreError, match="it is not a DuckDB database file"):
         Store.open(path)
+
+
+def test_store_close_leaves_no_write_ahead_log(tmp_path):
+    path = tmp_path / "store.duckdb"
+    rows = pa.table(
+        {
+            "load_id": [f"load-{n}" for n in range(50_000)],
+            "events": list(range(50_000)),
+            "rolled_at": [dt.datetime(2024, 1, 1, tzinfo=dt.UTC)] * 50_000,
+        }
+    )
+
+    store = Store.open(path)
+    setting = store.backend.con.execute(
+        "SELECT current_setting('checkpoint_threshold')"
+    ).fetchone()[0]
+    store.insert("rolled_up_loads", rows)
+    wal_before_close = path.with_name(path.name + ".wal").exists()
+    store.close()
+
+    assert setting == "1.0 GiB"
+    assert wal_before_close
+    assert not path.with_name(path.name + ".wal").exists()
+    with Store.open(path, create=False) as reopened:
+        assert reopened.table("rolled_up_loads").count().execute() == 50_000

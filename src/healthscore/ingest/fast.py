@@ -909,16 +909,24 @@ class DuckDBLoad:
         """Drop rows whose key is stored; replace changed users."""
         key = _quote(self._key)
         new = f"SELECT {key} FROM {self._table} WHERE {self._this_load()}"
-        stored = self._working_table(
-            "stored",
-            f"SELECT rowid AS stored_rowid, * FROM {self._table} WHERE NOT "
+        # Only the key is read from every stored row: selecting all columns made
+        # DuckDB decompress each of them, which doubled the time on large tables.
+        matched = self._working_table(
+            "matched",
+            f"SELECT rowid AS stored_rowid, {key} FROM {self._table} WHERE NOT "
             f"{self._this_load()} AND {key} IN ({new})",
         )
-        if not self._scalar(f"SELECT count(*) FROM {stored}"):
+        if not self._scalar(f"SELECT count(*) FROM {matched}"):
             return
         if self.entity != "users":
-            self.duplicates += self._delete_new_rows(stored, "true")
+            self.duplicates += self._delete_new_rows(matched, "true")
             return
+
+        stored = self._working_table(
+            "stored",
+            f"SELECT rowid AS stored_rowid, * FROM {self._table} WHERE rowid IN "
+            f"(SELECT stored_rowid FROM {matched})",
+        )
 
         same = " AND ".join(
             f"s.{_quote(target)} IS NOT DISTINCT FROM n.{_quote(target)}"

@@ -63,6 +63,12 @@ def resolve_store_path(path: str | Path | None = None) -> Path:
     return resolved
 
 
+#: Size of the write-ahead log at which a commit also writes the log into the file.
+#: DuckDB's default is 16 MB, so one daily job, whose ingest, rollup and snapshot
+#: commits log more than that each, wrote to the file three times. With a larger
+#: threshold the log is written once, when the store closes.
+CHECKPOINT_THRESHOLD = "1GiB"
+
 #: Bytes 8 to 11 of every DuckDB database file.
 _DUCKDB_MAGIC = b"DUCK"
 
@@ -178,6 +184,8 @@ class Store:
                 "is a DuckDB file that no other process holds open, or pass another "
                 "--store."
             ) from exc
+        if location is not None:
+            backend.raw_sql(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         store = cls(backend, location)
         store._create_missing_tables()
         logger.debug("opened store %s", location or ":memory:")
