@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,10 +17,12 @@ from pathlib import Path
 
 import duckdb
 
+from healthscore.history import score_snapshot
 from healthscore.ingest import ingest_file
 from healthscore.metrics import refresh_rollups, rollups_current
 from healthscore.simulate import SimulationConfig, simulate
 from healthscore.store import Store
+from scoring import event_profile
 
 __all__ = ["SCALES", "Dataset", "Scale", "prepare_dataset"]
 
@@ -100,6 +103,11 @@ def prepare_dataset(scale: Scale, data_dir: Path) -> Dataset:
     _write_once(events, lambda tmp: _thin_events(simulation, scale.user_share, tmp))
     day_events = folder / "day-events.parquet"
     _write_once(day_events, lambda tmp: _day_events(events, as_of, tmp))
+    day_before = as_of - dt.timedelta(days=1)
+    day_before_events = folder / "day-before-events.parquet"
+    _write_once(
+        day_before_events, lambda tmp: _day_events(events, day_before, tmp, as_of)
+    )
     ingest_parquet = folder / "ingest-events.parquet"
     _write_once(ingest_parquet, lambda tmp: _first_rows(events, tmp))
     ingest_csv = folder / "ingest-events.csv"
@@ -107,10 +115,14 @@ def prepare_dataset(scale: Scale, data_dir: Path) -> Dataset:
 
     store = folder / "store.duckdb"
     _write_once(store, lambda tmp: _build_store(accounts, events, None, tmp))
-    base_store = folder / "base-store.duckdb"
-    _write_once(base_store, lambda tmp: _build_store(accounts, events, as_of, tmp))
-    for path in (store, base_store):
-        _add_rollups(path)
+    _add_rollups(store)
+    base_store = folder / "day-before-store.duckdb"
+    _write_once(
+        base_store,
+        lambda tmp: _build_day_before_store(
+            accounts, events, day_before_events, day_before, tmp
+        ),
+    )
 
     return Dataset(
         scale=scale,
@@ -158,10 +170,18 @@ def _thin_events(simulation: Path, user_share: int, out: Path) -> None:
     _copy(f"SELECT * FROM {source} WHERE {keep}", out, "PARQUET")
 
 
-def _day_events(events: Path, as_of: dt.date, out: Path) -> None:
-    day = f"TIMESTAMPTZ '{as_of.isoformat()} 00:00:00+00'"
-    query = f"SELECT * FROM read_parquet('{events}') WHERE occurred_at >= {day}"
+def _day_events(
+    events: Path, day: dt.date, out: Path, until: dt.date | None = None
+) -> None:
+    """Write the events from the start of ``day`` to the start of ``until``."""
+    query = f"SELECT * FROM read_parquet('{events}') WHERE occurred_at >= {_utc(day)}"
+    if until is not None:
+        query += f" AND occurred_at < {_utc(until)}"
     _copy(query, out, "PARQUET")
+
+
+def _utc(day: dt.date) -> str:
+    return f"TIMESTAMPTZ '{day.isoformat()} 00:00:00+00'"
 
 
 def _first_rows(events: Path, out: Path) -> None:
@@ -193,7 +213,7 @@ def _build_store(
     ingest_file(store, "accounts", accounts)
     cutoff = "true"
     if before is not None:
-        cutoff = f"occurred_at < TIMESTAMPTZ '{before.isoformat()} 00:00:00+00'"
+        cutoff = f"occurred_at < {_utc(before)}"
     store.backend.raw_sql(
         "INSERT INTO events (event_key, event_id, account_id, user_id, event_name, "
         "feature, occurred_at, value, load_id) "
@@ -203,6 +223,26 @@ def _build_store(
     )
     store.backend.raw_sql("CHECKPOINT")
     store.close()
+
+
+def _build_day_before_store(
+    accounts: Path, events: Path, day_events: Path, day: dt.date, out: Path
+) -> None:
+    """Create the store a daily job leaves behind at the end of ``day``.
+
+    The history before ``day`` goes in by bulk load; then ``day`` goes through the
+    daily job itself: ingest of the day's file, rollup refresh and a score snapshot.
+    The daily increment step starts from this store, so it finds the file in the
+    state its previous run left, not in the state right after a bulk load. DuckDB
+    reorganises the row groups a bulk load leaves on the next append, which took
+    several seconds at the large scale.
+    """
+    _build_store(accounts, events, day, out)
+    with Store.open(out, create=False) as store:
+        refresh_rollups(store)
+        ingest_file(store, "events", day_events)
+        refresh_rollups(store)
+        score_snapshot(store, event_profile(), day)
 
 
 def _add_rollups(path: Path) -> None:
@@ -226,6 +266,13 @@ def _count_rows(path: Path) -> int:
 
 
 def copy_store(source: Path, target: Path) -> None:
-    """Copy a prepared store file, so a benchmark step can write to its own copy."""
+    """Copy a prepared store file, so a benchmark step can write to its own copy.
+
+    The copy is flushed to disk before returning. Otherwise the first checkpoint of
+    the timed step would wait for the whole file to be written back, a cost a store
+    that has sat on disk since the day before does not have.
+    """
     target.with_name(target.name + ".wal").unlink(missing_ok=True)
     shutil.copyfile(source, target)
+    with target.open("rb+") as copied:
+        os.fsync(copied.fileno())
