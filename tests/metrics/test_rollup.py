@@ -244,3 +244,30 @@ def test_store_open_creates_missing_rollup_tables(tmp_path):
         assert refresh_rollups(store) == 1
         result = compute_metrics(store, AS_OF, ["event_count_7d"])
     assert result["event_count_7d"].tolist() == [1.0]
+
+
+def test_rollup_dau_mau_with_days_in_one_and_two_loads(store, write):
+    account_ids = [f"acct-{i:02d}" for i in range(8)]
+    add_accounts(write, *account_ids)
+    events = random_events(11, account_ids, n=2_000, days=40)
+    # Days before the split are only in load-1, days after it only in load-2, and
+    # the three days around it are in both, with the same users on both sides.
+    split = PERIOD_END - pd.Timedelta(days=12)
+    overlap = (events["occurred_at"] >= split - pd.Timedelta(days=3)) & (
+        events["occurred_at"] < split
+    )
+    first = events[(events["occurred_at"] < split) | overlap]
+    second = events[(events["occurred_at"] >= split - pd.Timedelta(days=3))]
+    write_events(store, first, "load-1")
+    write_events(store, second, "load-2")
+    refresh_rollups(store)
+
+    from_rollups, from_events = both_paths(store, ["dau_mau"])
+
+    assert_same_metrics(from_rollups, from_events)
+    everything = pd.concat([first, second], ignore_index=True)
+    expected = pandas_event_metrics(everything, account_ids, days=30)
+    expected = expected.loc[from_rollups["account_id"]].reset_index(drop=True)
+    pd.testing.assert_series_equal(
+        from_rollups["dau_mau"], expected["dau_mau"], rtol=1e-12
+    )

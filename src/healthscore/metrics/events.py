@@ -298,10 +298,35 @@ def _user_days(source: _EventSource) -> ir.Table:
     """
     rows = source.table
     recent = rows.filter(source.within(DAU_MAU_WINDOW_DAYS), rows.user_id.notnull())
+    if isinstance(source, _RollupAsOf):
+        return _rollup_user_days(recent)
+
     pairs = recent.select(
         "account_id", "user_id", _day=source.day_of(DAU_MAU_WINDOW_DAYS)
     ).distinct()
     return pairs.group_by("account_id").aggregate(_user_days=pairs.count())
+
+
+def _rollup_user_days(recent: ir.Table) -> ir.Table:
+    """Count distinct (user, day) pairs per account from rollup rows.
+
+    A rollup row is one (load, account, user, day), so on a day that only one load
+    covers each row is a distinct pair and counting rows is enough. Only the days
+    that several loads cover need the distinct pairs, which cost several times as
+    much to find.
+    """
+    loads_per_day = recent.group_by("day").aggregate(loads=recent.load_id.nunique())
+    shared = loads_per_day.filter(loads_per_day.loads > 1).select("day")
+
+    single = recent.anti_join(shared, "day")
+    single_counts = single.group_by("account_id").aggregate(pairs=single.count())
+
+    several = recent.semi_join(shared, "day")
+    distinct = several.select("account_id", "user_id", "day").distinct()
+    several_counts = distinct.group_by("account_id").aggregate(pairs=distinct.count())
+
+    counts = single_counts.union(several_counts, distinct=False)
+    return counts.group_by("account_id").aggregate(_user_days=counts.pairs.sum())
 
 
 def _count(
