@@ -258,3 +258,41 @@ def test_learn_boosted(store_path, tmp_path):
     assert result.exit_code == 0, result.output
     assert "Trained a boosted model" in result.output
     assert set(load_profile(out).metrics) == {"seats", "contract"}
+
+
+def test_learn_creates_out_folder(store_path, tmp_path):
+    out = tmp_path / "new" / "nested" / "learned.yaml"
+
+    result = invoke(
+        "--store",
+        str(store_path),
+        "--as-of",
+        AS_OF,
+        "--metrics",
+        "seats,contract",
+        "--out",
+        str(out),
+    )
+
+    assert result.exit_code == 0, result.output
+    assert out.is_file()
+
+
+def test_learn_out_folder_is_file(store_path, tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder\n")
+
+    result = invoke(
+        "--store",
+        str(store_path),
+        "--as-of",
+        AS_OF,
+        "--metrics",
+        "seats",
+        "--out",
+        str(blocker / "learned.yaml"),
+    )
+
+    assert result.exit_code == 3
+    assert "blocker" in result.output
+    assert "Trained" not in result.output

@@ -63,7 +63,8 @@ def learn(
         typer.Option(
             "--out",
             "-o",
-            help="File to write the learned profile YAML to.",
+            help="File to write the learned profile YAML to; its folder is created "
+            "if missing.",
             dir_okay=False,
             show_default=False,
         ),
@@ -132,6 +133,7 @@ def learn(
     dates = _observation_dates(as_of)
     base = load_profile(profile) if profile is not None else None
     names = _metric_names(metrics, base)
+    _prepare_output(out)
 
     with (
         open_read_store(store, tables=SOURCE_TABLES) as opened,
@@ -168,6 +170,25 @@ def learn(
     _print_summary(training, model, predictions.attrs["split"], folds)
     _print_figures(predictions, learned_risk, base_risk, base)
     console.print(f"Wrote the learned profile to {escape(str(out))}.")
+
+
+def _prepare_output(out: Path) -> None:
+    """Create the folder of ``out`` before the fit, so a bad path fails early."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"--out {str(out)!r}: cannot create the folder {str(out.parent)!r} "
+            f"({exc.strerror}); pass --out with a file in a writable folder.",
+            field="--out",
+        ) from exc
+    if out.parent.is_dir():
+        return
+    raise ConfigError(
+        f"--out {str(out)!r}: {str(out.parent)!r} is not a folder; pass --out with "
+        "a file in a folder.",
+        field="--out",
+    )
 
 
 def _observation_dates(texts: list[str] | None) -> list[dt.date]:
