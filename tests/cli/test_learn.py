@@ -5,6 +5,7 @@ from typer.testing import CliRunner
 
 from healthscore.cli.learn import learn
 from healthscore.ingest import ingest_file
+from healthscore.profiles import DEFAULT_PROFILE
 from healthscore.scoring import load_profile
 from healthscore.store import Store
 
@@ -26,7 +27,7 @@ components:
 
 
 def learn_app() -> typer.Typer:
-    app = typer.Typer()
+    app = typer.Typer(rich_markup_mode="markdown")
     app.command()(learn)
 
     @app.callback()
@@ -205,7 +206,6 @@ def test_learn_single_class_too_small(tmp_path):
     ("args", "message"),
     [
         (["--metrics", "seats", "--profile", "PROFILE"], "pass one of them"),
-        ([], "no metrics to learn from"),
         (["--metrics", " , "], "names no metric"),
         (["--metrics", "seats", "--as-of", "31/03/2025"], "is not a date"),
         (["--metrics", "seats", "--as-of", "2999-01-01"], "is in the future"),
@@ -296,3 +296,62 @@ def test_learn_out_folder_is_file(store_path, tmp_path):
     assert result.exit_code == 3
     assert "blocker" in result.output
     assert "Trained" not in result.output
+
+
+def write_dated_store(tmp_path):
+    """Write 120 accounts, a third churning in the 90 days after AS_OF, with events.
+
+    Accounts that churn log in on 2 of the 30 days to AS_OF, the others on 12.
+    """
+    accounts = tmp_path / "dated_accounts.csv"
+    events = tmp_path / "dated_events.csv"
+    account_lines = ["account_id,churned,churned_at"]
+    event_lines = ["account_id,user_id,event_name,occurred_at"]
+    for i in range(120):
+        churns = i % 3 == 0
+        churned_at = f"2025-05-{(i % 28) + 1:02d}T00:00:00Z" if churns else ""
+        account_lines.append(f"D{i:03d},{churns},{churned_at}")
+        days = 2 if churns else 12
+        event_lines += [
+            f"D{i:03d},u{i},login,2025-03-{day + 2:02d}T09:00:00Z"
+            for day in range(days)
+        ]
+    accounts.write_text("\n".join(account_lines) + "\n")
+    events.write_text("\n".join(event_lines) + "\n")
+    path = tmp_path / "dated.duckdb"
+    store = Store.open(path)
+    ingest_file(store, "accounts", accounts)
+    ingest_file(store, "events", events)
+    store.close()
+    return path
+
+
+def test_learn_defaults_to_saas_metrics(tmp_path):
+    path = write_dated_store(tmp_path)
+    out = tmp_path / "learned.yaml"
+
+    result = invoke(
+        "--store",
+        str(path),
+        "--as-of",
+        AS_OF,
+        "--horizon-days",
+        "90",
+        "--out",
+        str(out),
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "Trained a logistic model on 120 rows" in result.output
+    assert "40 churned within 90 days" in result.output
+    assert set(load_profile(out).metrics) <= set(load_profile(DEFAULT_PROFILE).metrics)
+    assert "active_days_30d" in load_profile(out).metrics
+
+
+def test_learn_help_names_default_metrics():
+    result = CliRunner().invoke(
+        learn_app(), ["learn", "--help"], env={"COLUMNS": "300"}
+    )
+
+    assert result.exit_code == 0
+    assert "[default: the metrics of the built-in SaaS profile]" in result.output

@@ -29,6 +29,7 @@ from healthscore.cli._common import (
 from healthscore.cli._spark import open_read_store
 from healthscore.evaluation import roc_auc
 from healthscore.exceptions import ConfigError, InputDataError
+from healthscore.profiles import DEFAULT_PROFILE
 from healthscore.scoring import HealthProfile, load_profile
 
 if TYPE_CHECKING:
@@ -93,7 +94,8 @@ def learn(
         typer.Option(
             "--metrics",
             help="Comma-separated metric names to learn from, such as "
-            "tenure_days,active_days_30d.",
+            "tenure_days,active_days_30d. [default: the metrics of the built-in "
+            "SaaS profile]",
             show_default=False,
         ),
     ] = None,
@@ -211,11 +213,7 @@ def _metric_names(metrics: str | None, base: HealthProfile | None) -> list[str]:
     if base is not None:
         return list(base.metrics)
     if metrics is None:
-        raise ConfigError(
-            "no metrics to learn from; pass --metrics a,b,c or --profile FILE to "
-            "take the metrics of a profile.",
-            field="--metrics",
-        )
+        return list(load_profile(DEFAULT_PROFILE).metrics)
     names = [name.strip() for name in metrics.split(",") if name.strip()]
     if not names:
         raise ConfigError(
