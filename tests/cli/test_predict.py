@@ -17,7 +17,11 @@ from healthscore.cli.predict import (
 )
 from healthscore.predict import predictions
 from healthscore.store import Store
-from tests.predict.test_predictions import _insert_scores, build_history_store
+from tests.predict.test_predictions import (
+    _insert_other_segment,
+    _insert_scores,
+    build_history_store,
+)
 
 AS_OF = "2024-12-31"
 
@@ -239,3 +243,71 @@ def test_export_includes_stored_prediction(scored_and_predicted, tmp_path):
     # Only the 50 active accounts are scored, and each has a prediction.
     assert frame["churn_probability"].notna().all()
     assert len(frame) == 50
+
+
+USAGE_PROFILE = """\
+name: usage-only
+{applies_to}components:
+  - name: usage
+    weight: 1
+    measures:
+      - metric: active_days_30d
+        weight: 1
+        linear: {{worst: 0, best: 20}}
+"""
+
+
+def _two_segment_store(folder):
+    """Write the SMB history store plus 20 active accounts of segment Other."""
+    path = folder / "store.duckdb"
+    with build_history_store(path) as store:
+        _insert_other_segment(store)
+    return path
+
+
+def _profile(folder, applies_to=""):
+    path = folder / "profile.yaml"
+    path.write_text(USAGE_PROFILE.format(applies_to=applies_to))
+    return path
+
+
+def _predicted_ids(path) -> set[str]:
+    with Store.open(path, create=False) as store:
+        rows, _ = predictions.latest_predictions(store)
+    return set(rows["account_id"])
+
+
+def test_predict_keeps_to_profile_segments(tmp_path):
+    path = _two_segment_store(tmp_path)
+    profile = _profile(tmp_path, "applies_to:\n  segments: [SMB]\n")
+
+    result = _predict(path, "-p", str(profile), "--bootstraps", "0")
+
+    assert result.exit_code == 0, result.output
+    # On the 6 observation dates from 2024-07-04 to 2024-12-01, 80 SMB accounts
+    # are active on the first 4, 70 on 2024-11-01 and 60 on 2024-12-01. The 20
+    # Other accounts would add 120 rows.
+    assert "Trained on 450 rows" in result.output
+    assert _predicted_ids(path) == {f"A{n:02d}" for n in [*range(40), *range(70, 80)]}
+
+
+def test_predict_segment_option(tmp_path):
+    path = _two_segment_store(tmp_path)
+    profile = _profile(tmp_path)
+
+    result = _predict(path, "-p", str(profile), "--segment", "SMB", "--bootstraps", "0")
+
+    assert result.exit_code == 0, result.output
+    assert not any(account.startswith("O") for account in _predicted_ids(path))
+    assert len(_predicted_ids(path)) == 50
+
+
+def test_predict_segment_outside_profile_fails(tmp_path):
+    path = _two_segment_store(tmp_path)
+    profile = _profile(tmp_path, "applies_to:\n  segments: [SMB]\n")
+
+    result = _predict(path, "-p", str(profile), "--segment", "Other")
+
+    assert result.exit_code == 3
+    assert "'Other'" in result.output
+    assert _predicted_ids(path) == set()

@@ -385,3 +385,51 @@ def test_predict_churn_undated_churn_text_metric(tmp_path):
     monthly = result.predictions.set_index("account_id").loc["T00", "probability"]
     yearly = result.predictions.set_index("account_id").loc["T01", "probability"]
     assert monthly > yearly
+
+
+def _insert_other_segment(store: Store, count: int = 20) -> None:
+    """Write ``count`` accounts of segment Other that log in daily and never churn."""
+    ids = [f"O{number:02d}" for number in range(count)]
+    store.insert(
+        "accounts",
+        pa.table(
+            {
+                "account_id": ids,
+                "segment": ["Other"] * count,
+                "created_at": [_utc(dt.date(2024, 1, 1))] * count,
+                "churned": [False] * count,
+                "load_id": ["other"] * count,
+            }
+        ),
+    )
+    days = [dt.date(2024, 6, 1) + dt.timedelta(days=n) for n in range(214)]
+    pairs = [(account, _utc(day)) for account in ids for day in days]
+    store.insert(
+        "events",
+        pa.table(
+            {
+                "event_key": [f"o{i}" for i in range(len(pairs))],
+                "account_id": [account for account, _ in pairs],
+                "event_name": ["login"] * len(pairs),
+                "occurred_at": pa.array(
+                    [at for _, at in pairs], pa.timestamp("us", "UTC")
+                ),
+                "load_id": ["other"] * len(pairs),
+            }
+        ),
+    )
+
+
+def test_predict_churn_keeps_to_segments(tmp_path, run):
+    with build_history_store(tmp_path / "s.duckdb") as store:
+        _insert_other_segment(store)
+        mixed = predict_churn(store, AS_OF, FEATURES, top=2, **FAST)
+        kept = predict_churn(store, AS_OF, FEATURES, top=2, segments=["SMB"], **FAST)
+
+    # Each of the 3 observation dates adds a row per Other account.
+    assert mixed.training_rows == run.training_rows + 3 * 20
+    assert kept.training_rows == run.training_rows
+    assert kept.training_churned == run.training_churned
+    assert set(kept.predictions["account_id"]) == _active_ids()
+    assert set(kept.drivers["account_id"]) <= _active_ids()
+    assert kept.segments == ("SMB",)

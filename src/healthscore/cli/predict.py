@@ -24,8 +24,14 @@ from healthscore.cli._common import (
     styled_band,
     today_utc,
 )
+from healthscore.exceptions import ConfigError
 from healthscore.profiles import DEFAULT_PROFILE
-from healthscore.scoring import load_profile, load_profile_set
+from healthscore.scoring import (
+    HealthProfile,
+    ProfileSet,
+    load_profile,
+    load_profile_set,
+)
 
 if TYPE_CHECKING:
     from healthscore.predict.predictions import PredictionRun
@@ -109,6 +115,15 @@ def predict(
             metavar="NAME",
         ),
     ] = None,
+    segment: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--segment",
+            help="Train on and predict for only the accounts of this segment. "
+            "Repeat for several. [default: the segments the profile applies to]",
+            show_default=False,
+        ),
+    ] = None,
     observed_from: Annotated[
         str | None,
         typer.Option(
@@ -140,7 +155,9 @@ def predict(
     date = check_scoring_date(parse_date(as_of) or today_utc())
     first_day = parse_date(observed_from, option="--observed-from")
     with open_store(store, create=False) as opened:
-        features = _feature_names(opened, profile)
+        chosen = _chosen_profile(opened, profile)
+        features = _feature_names(chosen)
+        segments = _segments(chosen, segment)
         with error_console.status(f"Training and predicting as of {date} ..."):
             run = predict_churn(
                 opened,
@@ -149,6 +166,7 @@ def predict(
                 horizon_days=horizon_days,
                 model=model.value,
                 bootstraps=bootstraps,
+                segments=segments,
             )
             store_predictions(opened, run)
         print_run(run, limit)
@@ -158,21 +176,60 @@ def predict(
                 date,
                 tenure_metric=tenure_metric,
                 observed_from=first_day,
+                segments=segments,
             )
             console.print(survival_table(curves))
 
 
-def _feature_names(store: Store, profile: Path | None) -> tuple[str, ...]:
-    from healthscore.predict.predictions import stored_profile_metrics
+def _chosen_profile(store: Store, profile: Path | None) -> HealthProfile | ProfileSet:
+    from healthscore.predict.predictions import stored_profile
 
     if profile is not None:
-        chosen = load_profile_set(profile)
-        metrics = [name for member in chosen.profiles for name in member.metrics]
-        return tuple(dict.fromkeys(metrics))
-    stored = stored_profile_metrics(store)
+        return load_profile_set(profile)
+    stored = stored_profile(store)
     if stored is not None:
         return stored
-    return load_profile(DEFAULT_PROFILE).metrics
+    return load_profile(DEFAULT_PROFILE)
+
+
+def _members(profile: HealthProfile | ProfileSet) -> tuple[HealthProfile, ...]:
+    return profile.profiles if isinstance(profile, ProfileSet) else (profile,)
+
+
+def _feature_names(profile: HealthProfile | ProfileSet) -> tuple[str, ...]:
+    metrics = [name for member in _members(profile) for name in member.metrics]
+    return tuple(dict.fromkeys(metrics))
+
+
+def _segments(
+    profile: HealthProfile | ProfileSet, requested: list[str] | None
+) -> tuple[str, ...] | None:
+    """Return the segments to use: --segment within the profile's, else its own.
+
+    ``None`` means every account, for a profile without ``applies_to``.
+    """
+    scope = _profile_segments(profile)
+    if not requested:
+        return scope
+    outside = [name for name in requested if scope is not None and name not in scope]
+    if outside:
+        raise ConfigError(
+            f"--segment {outside[0]!r} is outside the segments {list(scope or [])} "
+            "that the profile applies to; pass one of those, or a --profile that "
+            "applies to it.",
+            field="segment",
+        )
+    return tuple(dict.fromkeys(requested))
+
+
+def _profile_segments(profile: HealthProfile | ProfileSet) -> tuple[str, ...] | None:
+    """Return the segments some member applies to, or None if one applies to all."""
+    segments: list[str] = []
+    for member in _members(profile):
+        if member.applies_to_segments is None:
+            return None
+        segments.extend(member.applies_to_segments)
+    return tuple(dict.fromkeys(segments))
 
 
 def print_run(run: PredictionRun, limit: int) -> None:

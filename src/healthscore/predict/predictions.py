@@ -42,7 +42,7 @@ from healthscore.predict.training import (
     build_training_set,
     features_as_of,
 )
-from healthscore.scoring import parse_profile
+from healthscore.scoring import HealthProfile, parse_profile
 from healthscore.store import TABLES, Store
 
 __all__ = [
@@ -60,6 +60,7 @@ __all__ = [
     "predict_churn",
     "store_predictions",
     "stored_band_survival",
+    "stored_profile",
     "stored_profile_metrics",
 ]
 
@@ -123,6 +124,13 @@ class PredictionRun:
         Rows of the training set labelled as churned.
     computed_at
         When the run was computed, in UTC.
+    segments
+        The segments the model was trained on and predicted for, or ``None``
+        for every account.
+    dated_churn
+        False when churned accounts have no ``churned_at``, so the model learned
+        the recorded churn flag and the probability is not of a churn within
+        ``horizon_days``.
     """
 
     run_id: str
@@ -137,6 +145,8 @@ class PredictionRun:
     training_rows: int
     training_churned: int
     computed_at: dt.datetime
+    segments: tuple[str, ...] | None = None
+    dated_churn: bool = True
 
 
 def observation_dates(
@@ -184,6 +194,7 @@ def predict_churn(
     interval_level: float = DEFAULT_INTERVAL_LEVEL,
     top: int = DEFAULT_TOP_DRIVERS,
     seed: int = 0,
+    segments: Sequence[str] | None = None,
 ) -> PredictionRun:
     """Train a churn model on the store's history and predict for active accounts.
 
@@ -213,6 +224,9 @@ def predict_churn(
         Drivers kept per account.
     seed
         Seed of the bootstrap resampling.
+    segments
+        Train on and predict for only the accounts of these segments. ``None``
+        or empty uses every account.
 
     Returns
     -------
@@ -229,12 +243,16 @@ def predict_churn(
     """
     fit = _model_function(model)
     _check_interval(bootstraps, interval_level)
-    dates = _training_dates(store, as_of, horizon_days, observations, spacing_days)
-    training = build_training_set(store, feature_names, dates, horizon_days)
+    scope = tuple(dict.fromkeys(segments)) if segments else None
+    dated = not _has_undated_churn(store, scope)
+    dates = _training_dates(as_of, horizon_days, observations, spacing_days, dated)
+    training = build_training_set(
+        store, feature_names, dates, horizon_days, segments=scope
+    )
     _check_training(training, dates)
     fitted = fit(training)
 
-    features = _active_features(store, training.feature_names, as_of)
+    features = _active_features(store, training.feature_names, as_of, scope)
     probability = np.asarray(fitted.predict_proba(_matrix(features, training)))
     low, high = _bootstrap_interval(
         training, fit, _matrix(features, training), bootstraps, interval_level, seed
@@ -261,6 +279,8 @@ def predict_churn(
         training_rows=len(training.rows),
         training_churned=int(training.labels().sum()),
         computed_at=dt.datetime.now(dt.UTC),
+        segments=scope,
+        dated_churn=dated,
     )
 
 
@@ -289,12 +309,12 @@ def _check_interval(bootstraps: int, level: float) -> None:
 
 
 def _training_dates(
-    store: Store, as_of: dt.date, horizon_days: int, count: int, spacing_days: int
+    as_of: dt.date, horizon_days: int, count: int, spacing_days: int, dated: bool
 ) -> tuple[dt.date, ...]:
     dates = observation_dates(
         as_of, horizon_days, count=count, spacing_days=spacing_days
     )
-    if _has_undated_churn(store):
+    if not dated:
         logger.warning(
             "churned accounts without churned_at: training on %s alone, with each "
             "account's recorded churn as its label",
@@ -304,10 +324,22 @@ def _training_dates(
     return dates
 
 
-def _has_undated_churn(store: Store) -> bool:
-    accounts = store.table("accounts")
+def _has_undated_churn(store: Store, segments: Sequence[str] | None) -> bool:
+    return _undated_churn_count(store, segments) > 0
+
+
+def _undated_churn_count(store: Store, segments: Sequence[str] | None) -> int:
+    """Count the churned accounts without ``churned_at`` in the segments."""
+    accounts = _accounts_in(store, segments)
     undated = accounts.filter(accounts.churned & accounts.churned_at.isnull())
-    return bool(undated.count().execute())
+    return int(undated.count().execute())
+
+
+def _accounts_in(store: Store, segments: Sequence[str] | None) -> ir.Table:
+    accounts = store.table("accounts")
+    if segments:
+        accounts = accounts.filter(accounts.segment.isin(list(segments)))
+    return accounts
 
 
 def _check_training(training: TrainingSet, dates: Sequence[dt.date]) -> None:
@@ -323,10 +355,13 @@ def _check_training(training: TrainingSet, dates: Sequence[dt.date]) -> None:
 
 
 def _active_features(
-    store: Store, feature_names: Sequence[str], as_of: dt.date
+    store: Store,
+    feature_names: Sequence[str],
+    as_of: dt.date,
+    segments: Sequence[str] | None,
 ) -> pd.DataFrame:
     """Compute the features of the accounts active at the end of ``as_of``."""
-    features = features_as_of(store, feature_names, as_of)
+    features = features_as_of(store, feature_names, as_of, segments=segments)
     active = features[features["account_id"].isin(_active_ids(store, as_of))]
     if active.empty:
         raise InputDataError(
@@ -540,6 +575,7 @@ def stored_band_survival(
     tenure_metric: str | None = None,
     observed_from: dt.date | None = None,
     horizon_months: float | None = None,
+    segments: Sequence[str] | None = None,
 ) -> BandSurvival:
     """Fit time-to-churn curves per band from the store.
 
@@ -547,7 +583,8 @@ def stored_band_survival(
     ``as_of``. Durations come from :func:`tenure_durations`, with
     ``observed_from`` as its first observed day. With ``tenure_metric`` they come
     from that number attribute in months instead (such as Telco's ``tenure``),
-    with the ``churned`` flag as the event.
+    with the ``churned`` flag as the event. With ``segments``, only accounts of
+    those segments are counted.
 
     Raises
     ------
@@ -556,7 +593,7 @@ def stored_band_survival(
     """
     bands = _bands_as_of(store, as_of)
     if tenure_metric is None:
-        accounts = store.table("accounts").select(
+        accounts = _accounts_in(store, segments).select(
             "account_id", "created_at", "churned", "churned_at"
         )
         found = tenure_durations(
@@ -564,7 +601,7 @@ def stored_band_survival(
         )
         durations = found.durations
     else:
-        durations = _tenure_attribute(store, tenure_metric)
+        durations = _tenure_attribute(store, tenure_metric, segments)
     return band_survival(
         durations, bands, horizon_months=horizon_months, band_order=_band_order(store)
     )
@@ -578,13 +615,15 @@ def _bands_as_of(store: Store, as_of: dt.date) -> pd.DataFrame:
     return newest.to_pandas()
 
 
-def _tenure_attribute(store: Store, name: str) -> pd.DataFrame:
+def _tenure_attribute(
+    store: Store, name: str, segments: Sequence[str] | None
+) -> pd.DataFrame:
     """Read durations in months from a number attribute, with the churned flag."""
     attributes = store.table("account_attributes")
     tenure = attributes.filter(
         (attributes.name == name) & attributes.number_value.notnull()
     ).select("account_id", months=attributes.number_value)
-    accounts = store.table("accounts")
+    accounts = _accounts_in(store, segments)
     flags = accounts.filter(accounts.churned.notnull()).select("account_id", "churned")
     frame = tenure.inner_join(flags, "account_id").to_pandas()
     if frame.empty:
@@ -599,6 +638,12 @@ def _tenure_attribute(store: Store, name: str) -> pd.DataFrame:
 
 def stored_profile_metrics(store: Store) -> tuple[str, ...] | None:
     """Return the metrics of the profile of the newest stored score, if any."""
+    profile = stored_profile(store)
+    return None if profile is None else profile.metrics
+
+
+def stored_profile(store: Store) -> HealthProfile | None:
+    """Read the profile of the newest stored score, or None without scores."""
     scores = store.table("scores")
     newest = scores.order_by(scores.computed_at.desc()).limit(1).select("profile_hash")
     profiles = store.table("profiles")
@@ -606,7 +651,7 @@ def stored_profile_metrics(store: Store) -> tuple[str, ...] | None:
     rows = text.to_pyarrow().column("text").to_pylist()
     if not rows:
         return None
-    return parse_profile(rows[0]).metrics
+    return parse_profile(rows[0])
 
 
 def _band_order(store: Store) -> list[str]:
