@@ -311,3 +311,16 @@ def test_predict_segment_outside_profile_fails(tmp_path):
     assert result.exit_code == 3
     assert "'Other'" in result.output
     assert _predicted_ids(path) == set()
+
+
+def test_predict_observed_from_after_as_of_fails(tmp_path):
+    path = tmp_path / "store.duckdb"
+    with build_history_store(path) as store:
+        bands = {f"A{n:02d}": "Good" if n < 40 else "Poor" for n in range(80)}
+        _insert_scores(store, bands, dt.date(2024, 9, 1))
+
+    result = _predict(path, "--survival", "--observed-from", "2025-01-01")
+
+    assert result.exit_code == 3
+    assert "'2025-01-01' is after as_of '2024-12-31'" in result.output
+    assert "Traceback" not in result.output

@@ -258,6 +258,26 @@ def test_tenure_durations_observed_from_fills_missing_created():
     assert bool(result.durations["churned"].iloc[0])
 
 
+def test_tenure_durations_observed_from_after_as_of():
+    accounts = _accounts([("churn", "2024-01-01", True, "2024-03-01")])
+
+    with pytest.raises(ConfigError, match="'2024-07-01' is after as_of '2024-06-30'"):
+        tenure_durations(
+            accounts, dt.date(2024, 6, 30), observed_from=dt.date(2024, 7, 1)
+        )
+
+
+def test_tenure_durations_observed_from_on_as_of():
+    accounts = _accounts([("open", "2024-01-01", False, None)])
+
+    result = tenure_durations(
+        accounts, dt.date(2024, 6, 30), observed_from=dt.date(2024, 6, 30)
+    )
+
+    # Censored at the end of 2024-06-30, 182 days after 2024-01-01.
+    assert result.durations["months"].iloc[0] == pytest.approx(182 / DAYS_PER_MONTH)
+
+
 def test_tenure_durations_observed_from_truncates():
     accounts = _accounts(
         [

@@ -36,7 +36,12 @@ import pyarrow as pa
 from healthscore.exceptions import ConfigError, InputDataError
 from healthscore.history import stored_band_names
 from healthscore.predict.models import ChurnModel, fit_boosted, fit_logistic
-from healthscore.predict.survival import BandSurvival, band_survival, tenure_durations
+from healthscore.predict.survival import (
+    BandSurvival,
+    band_survival,
+    check_observed_from,
+    tenure_durations,
+)
 from healthscore.predict.training import (
     TrainingSet,
     build_training_set,
@@ -588,9 +593,12 @@ def stored_band_survival(
 
     Raises
     ------
+    ConfigError
+        If ``observed_from`` is after ``as_of``.
     InputDataError
         If no account has both a duration and a band.
     """
+    check_observed_from(observed_from, as_of)
     bands = _bands_as_of(store, as_of)
     if tenure_metric is None:
         accounts = _accounts_in(store, segments).select(

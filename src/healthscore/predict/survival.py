@@ -38,6 +38,7 @@ __all__ = [
     "BandSurvival",
     "SurvivalDurations",
     "band_survival",
+    "check_observed_from",
     "tenure_durations",
 ]
 
@@ -135,7 +136,13 @@ def tenure_durations(
     -------
     SurvivalDurations
         The durations and the number of skipped accounts per reason.
+
+    Raises
+    ------
+    ConfigError
+        If ``observed_from`` is after ``as_of``.
     """
+    check_observed_from(observed_from, as_of)
     end = pd.Timestamp(as_of, tz="UTC") + pd.Timedelta(days=1)
     created = pd.to_datetime(accounts["created_at"], utc=True)
     first = None if observed_from is None else pd.Timestamp(observed_from, tz="UTC")
@@ -167,6 +174,21 @@ def tenure_durations(
         }
     )
     return SurvivalDurations(durations=durations, skipped=skipped)
+
+
+def check_observed_from(observed_from: dt.date | None, as_of: dt.date) -> None:
+    """Raise ConfigError if ``observed_from`` is after ``as_of``.
+
+    Accounts enter the curves on ``observed_from`` and are censored at
+    ``as_of``, so a later first observed day leaves no time to observe.
+    """
+    if observed_from is not None and observed_from > as_of:
+        raise ConfigError(
+            f"observed_from {observed_from.isoformat()!r} is after as_of "
+            f"{as_of.isoformat()!r}; expected the first observed day on or before "
+            "the as-of date. Pass an earlier --observed-from or a later --as-of.",
+            field="observed_from",
+        )
 
 
 def _months(spans: pd.Series) -> np.ndarray:
