@@ -355,3 +355,48 @@ def test_learn_help_names_default_metrics():
 
     assert result.exit_code == 0
     assert "[default: the metrics of the built-in SaaS profile]" in result.output
+
+
+def test_learn_dates_closer_than_horizon(tmp_path):
+    path = write_dated_store(tmp_path)
+
+    result = invoke(
+        "--store",
+        str(path),
+        "--as-of",
+        "2025-03-01",
+        "--as-of",
+        AS_OF,
+        "--out",
+        str(tmp_path / "o.yaml"),
+    )
+
+    assert result.exit_code == 4
+    assert "time_based" not in result.output
+    assert "less than --horizon-days 90 apart" in result.output
+    assert "single --as-of date" in result.output
+
+
+def test_learn_all_coefficients_zero(tmp_path):
+    accounts = tmp_path / "accounts.csv"
+    lines = [f"A{i:03d},{o},5" for i, o in enumerate(random_outcomes(60))]
+    accounts.write_text("account_id,churned,seats\n" + "\n".join(lines) + "\n")
+    path = tmp_path / "store.duckdb"
+    store = Store.open(path)
+    ingest_file(store, "accounts", accounts)
+    store.close()
+
+    result = invoke(
+        "--store",
+        str(path),
+        "--as-of",
+        AS_OF,
+        "--metrics",
+        "seats",
+        "--out",
+        str(tmp_path / "o.yaml"),
+    )
+
+    assert result.exit_code == 4
+    assert "larger C" not in result.output
+    assert "other --metrics" in result.output

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -146,6 +147,7 @@ def learn(
             opened, names, dates, horizon_days, segments=segment
         )
         _check_outcomes(training)
+        _check_time_folds(training, folds)
 
         progress.update(task, description=f"Cross-validating the {model} model")
         fit = _model_fit(model)
@@ -159,14 +161,16 @@ def learn(
         )
 
         progress.update(task, description="Scoring the learned profile", total=None)
-        learned_risk = prediction.cross_validated_profile_risk(
-            opened, training, folds=folds, base=base
-        )
+        with _reword_empty_profile(len(training.rows)):
+            learned_risk = prediction.cross_validated_profile_risk(
+                opened, training, folds=folds, base=base
+            )
         base_risk = prediction.profile_risk(opened, base, training) if base else None
 
         progress.update(task, description="Fitting on all rows")
         final = prediction.fit_logistic(training, calibration=None)
-        text = prediction.learned_profile(final, training, base=base, name=name)
+        with _reword_empty_profile(len(training.rows)):
+            text = prediction.learned_profile(final, training, base=base, name=name)
 
     out.write_text(text, encoding="utf-8")
     _print_summary(training, model, predictions.attrs["split"], folds)
@@ -233,6 +237,52 @@ def _check_outcomes(training: TrainingSet) -> None:
             "nothing to learn from. Load churn outcomes (churned, churned_at), pick "
             "earlier --as-of dates or a longer --horizon-days."
         )
+
+
+def _check_time_folds(training: TrainingSet, folds: int) -> None:
+    """Raise InputDataError when time-based folds would have no training rows.
+
+    With several observation dates each of the last ``folds`` dates is a test fold,
+    trained on the dates whose label window ends by it. This is the condition that
+    the library checks, worded with the options of this command.
+    """
+    dates = training.observation_dates()
+    if len(dates) < 2:
+        return
+
+    horizon = dt.timedelta(days=training.horizon_days)
+    if any(dates[0] + horizon <= test_date for test_date in dates[-folds:]):
+        return
+    shown = ", ".join(date.isoformat() for date in dates)
+    raise InputDataError(
+        f"the --as-of dates {shown} are less than --horizon-days "
+        f"{training.horizon_days} apart, so no date has earlier rows whose churn "
+        "window has ended and time-based folds have nothing to train on. Add an "
+        f"--as-of date at least {training.horizon_days} days before the last one, "
+        "pass a shorter --horizon-days, or pass a single --as-of date to use "
+        "stratified folds."
+    )
+
+
+@contextlib.contextmanager
+def _reword_empty_profile(rows: int) -> Iterator[None]:
+    """Raise the library's all-zero-coefficients error as an InputDataError.
+
+    The library message suggests a larger ``C``, which this command has no option
+    for. Other errors with ``field="model"`` come from models that are not
+    logistic, which this command never passes.
+    """
+    try:
+        yield
+    except ConfigError as exc:
+        if exc.field != "model":
+            raise
+        raise InputDataError(
+            f"every coefficient of the logistic model fitted on {rows:,} rows is 0, "
+            "so the learned profile would have no measure. Learn from more rows "
+            "(more --as-of dates, or data that spans a longer period) or from other "
+            "--metrics."
+        ) from exc
 
 
 def _model_fit(kind: ModelKind) -> Callable[[TrainingSet], ChurnModel]:
