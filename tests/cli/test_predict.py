@@ -115,6 +115,7 @@ def test_predict_survival_without_bands_fails(store_path):
 
     assert result.exit_code == 4
     assert "no account has both a duration and a band" in result.output
+    assert "Predicted churn" not in result.output
 
 
 def test_predict_rejects_unknown_model(store_path):
@@ -324,3 +325,26 @@ def test_predict_observed_from_after_as_of_fails(tmp_path):
     assert result.exit_code == 3
     assert "'2025-01-01' is after as_of '2024-12-31'" in result.output
     assert "Traceback" not in result.output
+
+
+def test_predict_unknown_tenure_metric_stores_nothing(tmp_path):
+    path = tmp_path / "store.duckdb"
+    with build_history_store(path) as store:
+        _insert_scores(store, {"A00": "Good"}, dt.date(2024, 9, 1))
+
+    result = _predict(path, "--survival", "--tenure-metric", "nosuch")
+
+    assert result.exit_code == 4
+    assert "'nosuch'" in result.output
+    assert _predicted_ids(path) == set()
+
+
+def test_predict_tenure_metric_without_survival_fails(tmp_path):
+    path = tmp_path / "store.duckdb"
+    build_history_store(path).close()
+
+    result = _predict(path, "--tenure-metric", "tenure")
+
+    assert result.exit_code == 3
+    assert "--tenure-metric is set without --survival" in result.output
+    assert _predicted_ids(path) == set()

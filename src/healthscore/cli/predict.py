@@ -154,10 +154,22 @@ def predict(
 
     date = check_scoring_date(parse_date(as_of) or today_utc())
     first_day = parse_date(observed_from, option="--observed-from")
+    _check_survival_options(survival, tenure_metric, observed_from)
     with open_store(store, create=False) as opened:
         chosen = _chosen_profile(opened, profile)
         features = _feature_names(chosen)
         segments = _segments(chosen, segment)
+        # The curves come first, so an invalid survival option fails before the
+        # model is trained and nothing is stored.
+        curves = None
+        if survival:
+            curves = stored_band_survival(
+                opened,
+                date,
+                tenure_metric=tenure_metric,
+                observed_from=first_day,
+                segments=segments,
+            )
         with error_console.status(f"Training and predicting as of {date} ..."):
             run = predict_churn(
                 opened,
@@ -170,15 +182,27 @@ def predict(
             )
             store_predictions(opened, run)
         print_run(run, limit)
-        if survival:
-            curves = stored_band_survival(
-                opened,
-                date,
-                tenure_metric=tenure_metric,
-                observed_from=first_day,
-                segments=segments,
-            )
+        if curves is not None:
             console.print(survival_table(curves))
+
+
+def _check_survival_options(
+    survival: bool, tenure_metric: str | None, observed_from: str | None
+) -> None:
+    given = [
+        name
+        for name, value in [
+            ("--tenure-metric", tenure_metric),
+            ("--observed-from", observed_from),
+        ]
+        if value is not None
+    ]
+    if given and not survival:
+        raise ConfigError(
+            f"{given[0]} is set without --survival; it applies only to the "
+            "time-to-churn table. Add --survival or leave it out.",
+            field=given[0].removeprefix("--").replace("-", "_"),
+        )
 
 
 def _chosen_profile(store: Store, profile: Path | None) -> HealthProfile | ProfileSet:
