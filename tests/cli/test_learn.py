@@ -400,3 +400,22 @@ def test_learn_all_coefficients_zero(tmp_path):
     assert result.exit_code == 4
     assert "larger C" not in result.output
     assert "other --metrics" in result.output
+
+
+def test_learn_undated_churn_summary(store_path, tmp_path):
+    result = invoke(
+        "--store",
+        str(store_path),
+        "--as-of",
+        AS_OF,
+        "--metrics",
+        "seats,contract",
+        "--out",
+        str(tmp_path / "o.yaml"),
+    )
+    churned = sum(random_outcomes(300))
+
+    assert result.exit_code == 0, result.output
+    assert f"{churned} churned, with no churn dates" in result.output
+    assert "the horizon is not used" in result.output
+    assert "within 90 days" not in result.output

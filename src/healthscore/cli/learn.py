@@ -35,6 +35,7 @@ from healthscore.scoring import HealthProfile, load_profile
 
 if TYPE_CHECKING:
     from healthscore.predict import ChurnModel, TrainingSet
+    from healthscore.store import Store
 
 #: Store tables that metrics read.
 SOURCE_TABLES = (
@@ -171,9 +172,10 @@ def learn(
         final = prediction.fit_logistic(training, calibration=None)
         with _reword_empty_profile(len(training.rows)):
             text = prediction.learned_profile(final, training, base=base, name=name)
+        undated = _undated_churners(opened, training)
 
     out.write_text(text, encoding="utf-8")
-    _print_summary(training, model, predictions.attrs["split"], folds)
+    _print_summary(training, model, predictions.attrs["split"], folds, undated)
     _print_figures(predictions, learned_risk, base_risk, base)
     console.print(f"Wrote the learned profile to {escape(str(out))}.")
 
@@ -293,8 +295,33 @@ def _model_fit(kind: ModelKind) -> Callable[[TrainingSet], ChurnModel]:
     return functools.partial(prediction.fit_logistic)
 
 
+def _undated_churners(store: Store, training: TrainingSet) -> int:
+    """Count churned training rows whose account has no ``churned_at``.
+
+    Such rows are labelled churned on any observation date, whatever the horizon.
+    """
+    accounts = store.table("accounts")
+    undated = accounts.filter(accounts.churned & accounts.churned_at.isnull())
+    ids = set(undated.select("account_id").execute()["account_id"])
+    churned = training.rows.loc[training.labels(), "account_id"]
+    return int(churned.isin(ids).sum())
+
+
+def _churn_text(training: TrainingSet, undated: int) -> str:
+    churned = int(training.labels().sum())
+    within = f"within {training.horizon_days} days"
+    if undated == 0:
+        return f"{churned:,} churned {within}"
+    if undated == churned:
+        return f"{churned:,} churned, with no churn dates, so the horizon is not used"
+    return (
+        f"{churned:,} churned: {churned - undated:,} {within} and {undated:,} "
+        "with no churn date, whatever the horizon"
+    )
+
+
 def _print_summary(
-    training: TrainingSet, kind: ModelKind, split: str, folds: int
+    training: TrainingSet, kind: ModelKind, split: str, folds: int, undated: int
 ) -> None:
     labels = training.labels()
     dates = training.observation_dates()
@@ -306,7 +333,7 @@ def _print_summary(
     )
     console.print(
         f"Trained {article} {kind} model on {len(labels):,} rows "
-        f"({int(labels.sum()):,} churned within {training.horizon_days} days) with "
+        f"({_churn_text(training, undated)}) with "
         f"{len(training.feature_names)} features; held out by {split_text}."
     )
 
