@@ -20,6 +20,7 @@ from healthscore.store import Store
 from tests.predict.test_predictions import (
     _insert_other_segment,
     _insert_scores,
+    _insert_undated_churn,
     build_history_store,
 )
 
@@ -348,3 +349,17 @@ def test_predict_tenure_metric_without_survival_fails(tmp_path):
     assert result.exit_code == 3
     assert "--tenure-metric is set without --survival" in result.output
     assert _predicted_ids(path) == set()
+
+
+def test_predict_survival_warns_of_undated_churn(tmp_path):
+    path = tmp_path / "store.duckdb"
+    with build_history_store(path) as store:
+        _insert_undated_churn(store)
+        bands = {f"A{n:02d}": "Good" if n < 40 else "Poor" for n in range(80)}
+        _insert_scores(store, bands, dt.date(2024, 9, 1))
+
+    result = _predict(path, "--survival", "--bootstraps", "0")
+
+    assert result.exit_code == 0, result.output
+    assert "5 churned accounts have no churned_at" in result.output
+    assert "--tenure-metric" in result.output

@@ -433,3 +433,38 @@ def test_predict_churn_keeps_to_segments(tmp_path, run):
     assert set(kept.predictions["account_id"]) == _active_ids()
     assert set(kept.drivers["account_id"]) <= _active_ids()
     assert kept.segments == ("SMB",)
+
+
+def _insert_undated_churn(store: Store, count: int = 5) -> None:
+    """Write ``count`` SMB accounts that churned but have no churned_at."""
+    store.insert(
+        "accounts",
+        pa.table(
+            {
+                "account_id": [f"U{number:02d}" for number in range(count)],
+                "segment": ["SMB"] * count,
+                "created_at": [_utc(dt.date(2024, 1, 1))] * count,
+                "churned": [True] * count,
+                "load_id": ["undated"] * count,
+            }
+        ),
+    )
+
+
+def test_stored_band_survival_counts_undated_churn(tmp_path):
+    with build_history_store(tmp_path / "s.duckdb") as store:
+        _insert_undated_churn(store)
+        bands = {f"A{n:02d}": "Good" if n < 40 else "Poor" for n in range(80)}
+        bands |= {f"U{n:02d}": "Poor" for n in range(5)}
+        _insert_scores(store, bands, dt.date(2024, 9, 1))
+        result = stored_band_survival(store, AS_OF)
+
+    assert result.undated_churned == 5
+    assert result.summary.set_index("band").loc["Poor", "accounts"] == 40
+
+
+def test_stored_band_survival_undated_only_names_option(tmp_path):
+    with _undated_store(tmp_path / "s.duckdb") as store:
+        _insert_scores(store, {"T00": "Poor"}, AS_OF)
+        with pytest.raises(InputDataError, match="24 churned accounts have no"):
+            stored_band_survival(store, AS_OF)

@@ -183,6 +183,7 @@ def predict(
             store_predictions(opened, run)
         print_run(run, limit)
         if curves is not None:
+            _warn_undated_churn(curves)
             console.print(survival_table(curves))
 
 
@@ -202,6 +203,18 @@ def _check_survival_options(
             f"{given[0]} is set without --survival; it applies only to the "
             "time-to-churn table. Add --survival or leave it out.",
             field=given[0].removeprefix("--").replace("-", "_"),
+        )
+
+
+def _warn_undated_churn(curves: BandSurvival) -> None:
+    count = curves.undated_churned
+    if count:
+        error_console.print(
+            f"[yellow]warning:[/] {count:,} churned accounts have no churned_at, "
+            "so the time-to-churn table leaves them out. Pass --tenure-metric with "
+            "an account column that holds months of tenure, such as tenure for "
+            "Telco.",
+            highlight=False,
         )
 
 

@@ -20,6 +20,7 @@ Resampling uses ``numpy.random.default_rng(seed)``, so a run is repeatable.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import uuid
@@ -588,7 +589,9 @@ def stored_band_survival(
     ``as_of``. Durations come from :func:`tenure_durations`, with
     ``observed_from`` as its first observed day. With ``tenure_metric`` they come
     from that number attribute in months instead (such as Telco's ``tenure``),
-    with the ``churned`` flag as the event. With ``segments``, only accounts of
+    with the ``churned`` flag as the event. Without it, churned accounts that
+    have no ``churned_at`` are left out and counted in
+    ``BandSurvival.undated_churned``. With ``segments``, only accounts of
     those segments are counted.
 
     Raises
@@ -604,15 +607,29 @@ def stored_band_survival(
         accounts = _accounts_in(store, segments).select(
             "account_id", "created_at", "churned", "churned_at"
         )
-        found = tenure_durations(
-            accounts.to_pandas(), as_of, observed_from=observed_from
-        )
+        frame = accounts.to_pandas()
+        found = tenure_durations(frame, as_of, observed_from=observed_from)
         durations = found.durations
+        undated = int((frame["churned"].eq(True) & frame["churned_at"].isna()).sum())
     else:
         durations = _tenure_attribute(store, tenure_metric, segments)
-    return band_survival(
-        durations, bands, horizon_months=horizon_months, band_order=_band_order(store)
-    )
+        undated = 0
+    try:
+        result = band_survival(
+            durations,
+            bands,
+            horizon_months=horizon_months,
+            band_order=_band_order(store),
+        )
+    except InputDataError as error:
+        if not undated:
+            raise
+        raise InputDataError(
+            f"{error} {undated:,} churned accounts have no churned_at. Pass "
+            "--tenure-metric with an account column that holds months of tenure, "
+            "such as tenure."
+        ) from error
+    return dataclasses.replace(result, undated_churned=undated)
 
 
 def _bands_as_of(store: Store, as_of: dt.date) -> pd.DataFrame:

@@ -101,11 +101,15 @@ class BandSurvival:
         accounts enter, has NaN for both and no rows in ``curves``.
     horizon_months
         The horizon of every restricted mean in ``summary``.
+    undated_churned
+        Churned accounts left out because they have no ``churned_at``. Set by
+        ``stored_band_survival`` when durations come from the churn dates.
     """
 
     curves: pd.DataFrame
     summary: pd.DataFrame
     horizon_months: float
+    undated_churned: int = 0
 
 
 def tenure_durations(
