@@ -98,3 +98,28 @@ def test_validate_future_date_fails(tmp_path) -> None:
 
     assert result.exit_code == 3
     assert "future" in result.output
+
+
+def test_validate_rejects_too_few_resamples(tmp_path) -> None:
+    _store(tmp_path / "s.duckdb")
+
+    result = CliRunner().invoke(
+        _app(),
+        [
+            "validate",
+            "--store",
+            str(tmp_path / "s.duckdb"),
+            "--as-of",
+            "2024-03-31",
+            "--bootstrap",
+            "1",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        env={"COLUMNS": "200"},
+    )
+
+    assert result.exit_code == 2
+    assert "--bootstrap" in result.output
+    assert "greater than or equal to 10" in result.output
+    assert not (tmp_path / "out").exists()

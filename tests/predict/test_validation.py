@@ -219,6 +219,8 @@ def test_bootstrap_interval_rejects_bad_input() -> None:
         bootstrap_interval(np.mean, [1.0], level=1.5)
     with pytest.raises(ConfigError, match="resamples"):
         bootstrap_interval(np.mean, [1.0], resamples=0)
+    with pytest.raises(ConfigError, match="at least 10"):
+        bootstrap_interval(np.mean, [1.0, 2.0], resamples=9)
 
 
 def test_calibrated_probability_is_out_of_fold() -> None:
@@ -298,7 +300,7 @@ def test_validate_scores_without_churn_gives_reasons() -> None:
     frame = _frame(risk, np.zeros(100, dtype=bool))
 
     result = validate_scores(
-        frame, profile={"name": "p"}, bands=("Good", "Poor"), split=SPLIT, resamples=5
+        frame, profile={"name": "p"}, bands=("Good", "Poor"), split=SPLIT, resamples=10
     )
 
     for entry in result["metrics"].values():

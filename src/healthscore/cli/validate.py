@@ -19,7 +19,7 @@ from healthscore.cli._common import (
     today_utc,
 )
 from healthscore.cli.scores import load_scoring_profile
-from healthscore.predict.validation import validate_profiles
+from healthscore.predict.validation import MIN_RESAMPLES, validate_profiles
 from healthscore.predict.validation_report import write_validation_report
 
 __all__ = ["validate"]
@@ -66,8 +66,9 @@ def validate(
         int,
         typer.Option(
             "--bootstrap",
-            min=1,
-            help="Bootstrap resamples behind each confidence interval.",
+            min=MIN_RESAMPLES,
+            help="Bootstrap resamples behind each confidence interval; at least "
+            f"{MIN_RESAMPLES}.",
         ),
     ] = 1000,
     seed: Annotated[

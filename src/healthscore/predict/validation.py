@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CALIBRATION_FOLDS",
     "ECE_BINS",
+    "MIN_RESAMPLES",
     "Split",
     "bootstrap_interval",
     "brier_score",
@@ -54,6 +55,10 @@ logger = logging.getLogger(__name__)
 
 #: Equal-width probability bins on [0, 1] of the expected calibration error.
 ECE_BINS = 10
+
+#: Fewest bootstrap resamples accepted. With fewer, the 2.5th and 97.5th
+#: percentiles come from a handful of values and can exclude the estimate.
+MIN_RESAMPLES = 10
 
 #: Folds of the cross-fitted isotonic regression that turns risk into probability.
 CALIBRATION_FOLDS = 5
@@ -417,10 +422,11 @@ def _check_bootstrap(resamples: int, level: float) -> None:
             f"resamples must be a whole number; got {resamples!r}. Pass 1000.",
             field="resamples",
         )
-    if resamples < 1:
+    if resamples < MIN_RESAMPLES:
         raise ConfigError(
-            f"resamples must be at least 1; got {resamples!r}. Pass 1000 for "
-            "intervals that are stable to about the second decimal.",
+            f"resamples must be at least {MIN_RESAMPLES}, because percentiles of "
+            f"fewer resamples are not a usable interval; got {resamples!r}. Pass "
+            "1000 for intervals that are stable to about the second decimal.",
             field="resamples",
         )
     if not 0 < level < 1:
@@ -505,8 +511,8 @@ def bootstrap_interval(
     Raises
     ------
     ConfigError
-        If ``resamples`` is not a positive whole number or ``level`` is outside
-        (0, 1).
+        If ``resamples`` is not a whole number of at least :data:`MIN_RESAMPLES`
+        or ``level`` is outside (0, 1).
     InputDataError
         If no array is given, the arrays differ in length or are empty.
 
