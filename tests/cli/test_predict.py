@@ -62,7 +62,7 @@ def _predict(store, *args):
         "--horizon-days",
         "30",
         "--bootstraps",
-        "2",
+        "10",
         *args,
     )
 
@@ -363,3 +363,11 @@ def test_predict_survival_warns_of_undated_churn(tmp_path):
     assert result.exit_code == 0, result.output
     assert "5 churned accounts have no churned_at" in result.output
     assert "--tenure-metric" in result.output
+
+
+def test_predict_rejects_one_bootstrap(store_path):
+    result = _predict(store_path, "--bootstraps", "1")
+
+    assert result.exit_code == 3
+    assert "at least 10 refits" in result.output
+    assert "Predicted churn" not in result.output

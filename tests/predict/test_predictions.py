@@ -22,7 +22,7 @@ from healthscore.store import Store
 
 AS_OF = dt.date(2024, 12, 31)
 FEATURES = ("active_days_30d", "days_since_last_event")
-FAST = {"horizon_days": 30, "observations": 3, "bootstraps": 3}
+FAST = {"horizon_days": 30, "observations": 3, "bootstraps": 10}
 
 
 def _utc(day: dt.date) -> dt.datetime:
@@ -148,7 +148,7 @@ def test_predict_churn_interval_bounds(run):
     assert (low >= 0).all()
     assert (high <= 1).all()
     assert run.interval_level == 0.9
-    assert run.bootstraps == 3
+    assert run.bootstraps == 10
 
 
 def test_predict_churn_interval_repeats_with_seed(history, run):
@@ -198,6 +198,8 @@ def test_predict_churn_boosted_model(history):
     [
         ({"model": "forest"}, "model"),
         ({"bootstraps": -1}, "bootstraps"),
+        ({"bootstraps": 1}, "bootstraps"),
+        ({"bootstraps": 9}, "bootstraps"),
         ({"interval_level": 1.0}, "interval_level"),
     ],
 )

@@ -97,7 +97,7 @@ def predict(
             "--bootstraps",
             min=0,
             help="Refits of the model on resampled training rows behind each "
-            "90% interval; 0 gives no interval.",
+            "90% interval: 0 gives no interval, otherwise at least 10.",
         ),
     ] = DEFAULT_BOOTSTRAPS,
     limit: Annotated[

@@ -58,6 +58,7 @@ __all__ = [
     "DEFAULT_OBSERVATIONS",
     "DEFAULT_SPACING_DAYS",
     "DEFAULT_TOP_DRIVERS",
+    "MIN_BOOTSTRAPS",
     "MODELS",
     "PredictionRun",
     "account_prediction",
@@ -76,6 +77,10 @@ DEFAULT_HORIZON_DAYS = 90
 DEFAULT_OBSERVATIONS = 6
 DEFAULT_SPACING_DAYS = 30
 DEFAULT_BOOTSTRAPS = 20
+#: Fewest refits behind an interval. The 5th and 95th percentiles of fewer draws
+#: are little more than the extreme refits, and with one refit the interval is a
+#: single point that can exclude the estimate.
+MIN_BOOTSTRAPS = 10
 DEFAULT_INTERVAL_LEVEL = 0.9
 DEFAULT_TOP_DRIVERS = 3
 
@@ -223,7 +228,8 @@ def predict_churn(
         ``churned_at`` (such as IBM's Telco table) is trained on ``as_of`` alone,
         because those churns cannot be placed in time.
     bootstraps
-        Refits behind the interval; 0 gives no interval.
+        Refits behind the interval: 0 gives no interval, otherwise at least
+        :data:`MIN_BOOTSTRAPS`.
     interval_level
         Coverage of the interval, between 0 and 1.
     top
@@ -300,10 +306,10 @@ def _model_function(model: str) -> Callable[[TrainingSet], ChurnModel]:
 
 
 def _check_interval(bootstraps: int, level: float) -> None:
-    if bootstraps < 0:
+    if bootstraps != 0 and bootstraps < MIN_BOOTSTRAPS:
         raise ConfigError(
-            f"bootstraps {bootstraps!r} is negative; pass 0 for no interval or a "
-            f"number of refits such as {DEFAULT_BOOTSTRAPS}.",
+            f"bootstraps {bootstraps!r} is invalid; pass 0 for no interval or at "
+            f"least {MIN_BOOTSTRAPS} refits, such as {DEFAULT_BOOTSTRAPS}.",
             field="bootstraps",
         )
     if not 0 < level < 1:
