@@ -123,3 +123,45 @@ def test_validate_rejects_too_few_resamples(tmp_path) -> None:
     assert "--bootstrap" in result.output
     assert "greater than or equal to 10" in result.output
     assert not (tmp_path / "out").exists()
+
+
+NPS_PROFILE = """\
+name: nps-only
+components:
+  - name: voice
+    weight: 1
+    measures:
+      - metric: nps
+        linear: {worst: -100, best: 100}
+"""
+
+
+def test_validate_all_unknown_prints_reason(tmp_path) -> None:
+    _store(tmp_path / "s.duckdb")
+    profile = tmp_path / "p.yaml"
+    profile.write_text(NPS_PROFILE)
+
+    result = CliRunner().invoke(
+        _app(),
+        [
+            "validate",
+            "--store",
+            str(tmp_path / "s.duckdb"),
+            "--profile",
+            str(profile),
+            "--as-of",
+            "2024-03-31",
+            "--bootstrap",
+            "10",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        env={"COLUMNS": "400"},
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "nps-only: no figures, because all 40 accounts" in result.output
+    page = (tmp_path / "out" / "validation.html").read_text()
+    assert 'id="metrics-notes"' in page
+    document = json.loads((tmp_path / "out" / "validation.json").read_text())
+    assert "are Unknown" in document["profiles"][0]["reason"]

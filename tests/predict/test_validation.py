@@ -465,3 +465,28 @@ def test_validate_profiles_without_later_churn_raises(tmp_path) -> None:
     with pytest.raises(InputDataError, match="earlier --as-of"):
         validate_profiles(store, [parse_profile(PROFILE)], dt.date(2024, 3, 31))
     store.close()
+
+
+def test_validate_scores_all_unknown_reason() -> None:
+    frame = _frame(np.full(30, np.nan), np.arange(30) % 3 == 0)
+
+    result = validate_scores(
+        frame, profile={"name": "p"}, bands=("Good", "Poor"), split=SPLIT, resamples=10
+    )
+
+    assert result["accounts"]["scored"] == 0
+    assert "all 30 accounts with a known outcome are Unknown" in result["reason"]
+    for entry in result["metrics"].values():
+        assert entry["estimate"] is None
+        assert entry["reason"] == result["reason"]
+
+
+def test_validate_scores_reason_none_when_scored() -> None:
+    risk, churned = _sample(100)
+    frame = _frame(risk, churned)
+
+    result = validate_scores(
+        frame, profile={"name": "p"}, bands=("Good", "Poor"), split=SPLIT, resamples=10
+    )
+
+    assert result["reason"] is None

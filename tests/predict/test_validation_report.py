@@ -12,9 +12,9 @@ from healthscore.predict.validation_report import (
 )
 
 
-def _document() -> dict:
+def _document(unknown: bool = False) -> dict:
     rng = np.random.default_rng(2)
-    score = rng.uniform(0, 100, 400)
+    score = np.full(400, np.nan) if unknown else rng.uniform(0, 100, 400)
     churned = rng.random(400) < (100 - score) / 200
     band = np.where(score >= 70, "Good", np.where(score >= 40, "Average", "Poor"))
     frame = pd.DataFrame(
@@ -70,3 +70,12 @@ def test_write_validation_report_writes_both(tmp_path) -> None:
     )
     assert loaded["profiles"][0]["lead_time"]["available"] is False
     assert "NaN" not in json_path.read_text(encoding="utf-8")
+
+
+def test_render_validation_html_all_unknown_reason() -> None:
+    page = render_validation_html(_document(unknown=True))
+
+    assert 'id="metrics-notes"' in page
+    assert "no figures, because all 400 accounts with a known outcome are Unknown" in (
+        page
+    )

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from healthscore.cli._common import (
@@ -107,6 +108,13 @@ def validate(
     html_path, json_path = write_validation_report(document, out)
 
     console.print(_summary_table(document, date))
+    for result in document["profiles"]:
+        if result.get("reason"):
+            console.print(
+                f"{escape(result['profile']['name'])}: no figures, because "
+                f"{escape(result['reason'])}",
+                highlight=False,
+            )
     console.print(f"Wrote {html_path.resolve()}", highlight=False)
     console.print(f"Wrote {json_path.resolve()}", highlight=False)
 

@@ -808,7 +808,8 @@ def validate_scores(
     Returns
     -------
     dict
-        JSON-ready: ``profile``, ``split``, ``accounts`` (counts), ``metrics``
+        JSON-ready: ``profile``, ``split``, ``accounts`` (counts), ``reason``
+        (why no figure exists, when no account has a score, else None), ``metrics``
         (``roc_auc``, ``pr_auc``, ``top_decile_lift``, ``brier_score``,
         ``expected_calibration_error``, each with ``estimate``, ``low``, ``high``
         and ``resamples``, or ``reason`` when undefined), ``probability`` (how
@@ -833,6 +834,9 @@ def validate_scores(
         risk, churned, resamples, level, seed
     )
     metrics.update(calibrated)
+    reason = _no_figures_reason(frame, scored, profile)
+    if reason is not None:
+        metrics = {key: _unavailable(reason) for key in metrics}
     churners = pd.Index(frame.loc[frame["churned"], "account_id"])
     poor_band = bands[-1] if bands else UNKNOWN_BAND
     lead = _lead_time(
@@ -849,6 +853,7 @@ def validate_scores(
         "profile": dict(profile),
         "split": split.to_dict(),
         "accounts": _account_counts(frame, scored),
+        "reason": reason,
         "metrics": metrics,
         "probability": method,
         "calibration": calibration,
@@ -877,6 +882,27 @@ def _known_outcomes(scores: pd.DataFrame) -> pd.DataFrame:
     )
     frame["band"] = frame["band"].where(frame["score"].notna(), UNKNOWN_BAND)
     return frame
+
+
+def _no_figures_reason(
+    frame: pd.DataFrame, scored: pd.DataFrame, profile: dict[str, Any]
+) -> str | None:
+    """Return why no figure exists when no account has a score, else None."""
+    if len(scored):
+        return None
+    name = profile.get("name", "the profile")
+    if not len(frame):
+        return (
+            "no account has a known outcome, so there is nothing to check. Load "
+            "accounts with a churned value, or pick an as-of date when some of "
+            "them were customers."
+        )
+    return (
+        f"all {len(frame):,} accounts with a known outcome are Unknown under "
+        f"profile {name!r}: none has enough of its metric values to be scored, so "
+        "there is no score to check. Load the data its metrics read, or lower the "
+        "profile's min_coverage."
+    )
 
 
 def _account_counts(frame: pd.DataFrame, scored: pd.DataFrame) -> dict[str, Any]:

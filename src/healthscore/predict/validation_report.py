@@ -235,6 +235,14 @@ def _metrics_section(
         "is 100 minus the score."
     )
     content = _table("metrics", headers, numeric, rows)
+    reasons = [
+        f"{result['profile']['name']}: no figures, because {result['reason']}"
+        for result in results
+        if result.get("reason")
+    ]
+    if reasons:
+        items = "\n".join(f"<li>{_esc(reason)}</li>" for reason in reasons)
+        content += f'\n<ul class="notes" id="metrics-notes">\n{items}\n</ul>'
     return _card("metrics-card", "Metrics side by side", caption, content)
 
 
