@@ -21,6 +21,7 @@ from tests.predict.test_predictions import (
     _insert_other_segment,
     _insert_scores,
     _insert_undated_churn,
+    _undated_store,
     build_history_store,
 )
 
@@ -371,3 +372,20 @@ def test_predict_rejects_one_bootstrap(store_path):
     assert result.exit_code == 3
     assert "at least 10 refits" in result.output
     assert "Predicted churn" not in result.output
+
+
+def test_predict_headline_without_churn_dates(tmp_path):
+    path = tmp_path / "store.duckdb"
+    _undated_store(path).close()
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(
+        "name: contract\ncomponents:\n  - name: plan\n    weight: 1\n"
+        "    measures:\n      - metric: contract\n        weight: 1\n"
+        "        category: {points: {Monthly: 0, Yearly: 100}}\n"
+    )
+
+    result = _predict(path, "-p", str(profile))
+
+    assert result.exit_code == 0, result.output
+    assert "Predicted the recorded churn flag as of 2024-12-31" in result.output
+    assert "within 30 days" not in result.output

@@ -271,15 +271,19 @@ def _profile_segments(profile: HealthProfile | ProfileSet) -> tuple[str, ...] | 
 
 def print_run(run: PredictionRun, limit: int) -> None:
     """Print the run summary and the riskiest accounts with intervals and drivers."""
+    outcome = (
+        f"churn within {run.horizon_days} days after {run.as_of}"
+        if run.dated_churn
+        else f"the recorded churn flag as of {run.as_of}"
+    )
     console.print(
-        f"Predicted churn within {run.horizon_days} days after {run.as_of} for "
-        f"{len(run.predictions):,} active accounts with model {run.model}, run "
-        f"{run.run_id}. Trained on {run.training_rows:,} rows ("
-        f"{run.training_churned:,} churned) observed on "
+        f"Predicted {outcome} for {len(run.predictions):,} active accounts with "
+        f"model {run.model}, run {run.run_id}. Trained on {run.training_rows:,} "
+        f"rows ({run.training_churned:,} churned) observed on "
         f"{', '.join(d.isoformat() for d in run.observation_dates)}.",
         highlight=False,
     )
-    if run.observation_dates == (run.as_of,):
+    if not run.dated_churn:
         console.print(
             "[yellow]note:[/] churned accounts have no churned_at, so the model "
             "learned each account's recorded churn flag and the probability is of "
