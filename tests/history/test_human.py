@@ -381,6 +381,9 @@ def test_old_store_gets_scores_columns_on_open(tmp_path):
             "INSERT INTO scores VALUES ('old', DATE '2023-12-31', 'a', 'p', 'h', "
             "40, 'Average', 1, NULL, TIMESTAMPTZ '2024-01-01 00:00:00+00')"
         )
+        # Every store healthscore wrote has its schema version.
+        con.execute("CREATE TABLE schema_info (schema_version BIGINT NOT NULL)")
+        con.execute("INSERT INTO schema_info VALUES (1)")
 
     with Store.open(path) as store:
         store.insert("accounts", pa.table({"account_id": ["a"], "load_id": ["l"]}))

@@ -1,5 +1,6 @@
 import datetime as dt
 
+import duckdb
 import pyarrow as pa
 import pytest
 
@@ -149,3 +150,17 @@ def test_store_close_leaves_no_write_ahead_log(tmp_path):
     assert not path.with_name(path.name + ".wal").exists()
     with Store.open(path, create=False) as reopened:
         assert reopened.table("rolled_up_loads").count().execute() == 50_000
+
+
+def test_store_open_rejects_other_duckdb_database(tmp_path):
+    path = tmp_path / "other.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE mine (x INTEGER)")
+
+    with pytest.raises(StoreError, match="not a healthscore store") as raised:
+        Store.open(path)
+
+    assert "'mine'" in str(raised.value)
+    with duckdb.connect(str(path)) as con:
+        tables = [row[0] for row in con.execute("SHOW TABLES").fetchall()]
+    assert tables == ["mine"]

@@ -187,12 +187,24 @@ class Store:
         if location is not None:
             backend.raw_sql(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         store = cls(backend, location)
-        store._create_missing_tables()
+        try:
+            store._create_missing_tables()
+        except StoreError:
+            backend.disconnect()
+            raise
         logger.debug("opened store %s", location or ":memory:")
         return store
 
     def _create_missing_tables(self) -> None:
         existing = set(self.backend.list_tables())
+        if existing and "schema_info" not in existing:
+            raise StoreError(
+                f"{str(self.path)!r} is a DuckDB database but not a healthscore "
+                f"store: it has tables such as {sorted(existing)[:3]!r} and no "
+                "schema_info table. Pass the path of a healthscore store, or a new "
+                "file name to create one; healthscore does not add its tables to "
+                "another database."
+            )
         for name, schema in TABLES.items():
             if name not in existing:
                 self.backend.create_table(name, schema=schema)
