@@ -12,7 +12,7 @@ from healthscore.predict.validation_report import (
 )
 
 
-def _document(unknown: bool = False) -> dict:
+def _document(unknown: bool = False, description: str = "Every account.") -> dict:
     rng = np.random.default_rng(2)
     score = np.full(400, np.nan) if unknown else rng.uniform(0, 100, 400)
     churned = rng.random(400) < (100 - score) / 200
@@ -25,7 +25,7 @@ def _document(unknown: bool = False) -> dict:
             "churned": churned,
         }
     )
-    split = Split(kind="all-accounts", description="Every account.", as_of="2024-03-31")
+    split = Split(kind="all-accounts", description=description, as_of="2024-03-31")
     result = validate_scores(
         frame,
         profile={"name": "<b>hand</b>", "hash": "abc", "source": None},
@@ -79,3 +79,28 @@ def test_render_validation_html_all_unknown_reason() -> None:
     assert "no figures, because all 400 accounts with a known outcome are Unknown" in (
         page
     )
+
+
+def test_render_validation_html_names_split_once() -> None:
+    description = "All accounts, no fitting: the outcome has no dates."
+
+    page = render_validation_html(_document(description=description))
+
+    assert "<strong>All accounts</strong>, no fitting: the outcome" in page
+    assert "All accounts. All accounts" not in page
+
+
+def test_render_validation_html_short_bin_labels() -> None:
+    page = render_validation_html(_document())
+
+    assert 'data-label="10–20"' in page
+    assert "10%–20%" not in page
+
+
+def test_write_validation_report_round_bin_edges(tmp_path) -> None:
+    _, json_path = write_validation_report(_document(), tmp_path / "out")
+
+    text = json_path.read_text(encoding="utf-8")
+    calibration = json.loads(text)["profiles"][0]["calibration"]
+    assert [row["low"] for row in calibration] == [i / 10 for i in range(10)]
+    assert "0.30000000000000004" not in text

@@ -235,7 +235,8 @@ def calibration_table(
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_probability = np.where(counts > 0, predicted / counts, np.nan)
         churn_rate = np.where(counts > 0, observed / counts, np.nan)
-    edges = np.linspace(0.0, 1.0, bins + 1)
+    # Rounded so that edges such as 0.30000000000000004 read as 0.3 in JSON.
+    edges = np.linspace(0.0, 1.0, bins + 1).round(10)
     return pd.DataFrame(
         {
             "low": edges[:-1],

@@ -202,8 +202,7 @@ def _split_section(results: Sequence[dict[str, Any]]) -> str:
             ]
         )
     content = (
-        f'<p id="split-kind"><strong>{_esc(kind)}.</strong> '
-        f"{_esc(split['description'])}</p>\n"
+        f'<p id="split-kind">{_split_text(kind, split["description"])}</p>\n'
         + _table("split-table", headers, [1, 2, 3, 4, 5], rows)
     )
     caption = (
@@ -211,6 +210,14 @@ def _split_section(results: Sequence[dict[str, Any]]) -> str:
         "to score and appear only in the churn per band."
     )
     return _card("split", "Which accounts were checked", caption, content)
+
+
+def _split_text(kind: str, description: str) -> str:
+    """Return the split's description with its kind in bold, named once."""
+    if description.lower().startswith(kind.lower()):
+        rest = description[len(kind) :]
+        return f"<strong>{_esc(description[: len(kind)])}</strong>{_esc(rest)}"
+    return f"<strong>{_esc(kind)}.</strong> {_esc(description)}"
 
 
 def _metrics_section(
@@ -348,9 +355,11 @@ def _calibration_card(result: dict[str, Any], number: int) -> str:
         content = _empty(f"Calibration not available: {reason}")
         return _card(f"calibration-{number}", f"Calibration: {name}", "", content)
 
+    # Labels in percent without the sign, because labels such as "10%–20%" are
+    # wider than a bar's slot when all 10 bins are shown.
     bars = [
         Bar(
-            f"{row['low']:.0%}–{row['high']:.0%}",
+            f"{row['low'] * 100:.0f}–{row['high'] * 100:.0f}",
             (row["churn_rate"] or 0.0) * 100,
             f"{row['churn_rate']:.0%}",
             NEUTRAL_COLOR,
@@ -359,7 +368,7 @@ def _calibration_card(result: dict[str, Any], number: int) -> str:
     ]
     chart = vertical_bar_chart(
         bars,
-        title=f"Observed churn per probability bin, {name}",
+        title=f"Observed churn per probability bin (%), {name}",
         y_label="Churn rate (%)",
         chart_id=f"calibration-chart-{number}",
         tick_format=lambda value: f"{value:g}%",
