@@ -241,7 +241,7 @@ def _feature_names(profile: HealthProfile | ProfileSet) -> tuple[str, ...]:
 def _segments(
     profile: HealthProfile | ProfileSet, requested: list[str] | None
 ) -> tuple[str, ...] | None:
-    """Return the segments to use: --segment within the profile's, else its own.
+    """Return the --segment names if the profile applies to them, else its own.
 
     ``None`` means every account, for a profile without ``applies_to``.
     """
@@ -271,25 +271,8 @@ def _profile_segments(profile: HealthProfile | ProfileSet) -> tuple[str, ...] | 
 
 def print_run(run: PredictionRun, limit: int) -> None:
     """Print the run summary and the riskiest accounts with intervals and drivers."""
-    outcome = (
-        f"churn within {run.horizon_days} days after {run.as_of}"
-        if run.dated_churn
-        else f"the recorded churn flag as of {run.as_of}"
-    )
-    console.print(
-        f"Predicted {outcome} for {len(run.predictions):,} active accounts with "
-        f"model {run.model}, run {run.run_id}. Trained on {run.training_rows:,} "
-        f"rows ({run.training_churned:,} churned) observed on "
-        f"{', '.join(d.isoformat() for d in run.observation_dates)}.",
-        highlight=False,
-    )
-    if not run.dated_churn:
-        console.print(
-            "[yellow]note:[/] churned accounts have no churned_at, so the model "
-            "learned each account's recorded churn flag and the probability is of "
-            "that outcome, not of a churn within the horizon.",
-            highlight=False,
-        )
+    _print_headline(run)
+
     table = Table(
         title=f"{min(limit, len(run.predictions)):,} accounts most at risk",
         title_justify="left",
@@ -312,6 +295,28 @@ def print_run(run: PredictionRun, limit: int) -> None:
             escape(format_drivers(own)),
         )
     console.print(table)
+
+
+def _print_headline(run: PredictionRun) -> None:
+    outcome = (
+        f"churn within {run.horizon_days} days after {run.as_of}"
+        if run.dated_churn
+        else f"the recorded churn flag as of {run.as_of}"
+    )
+    console.print(
+        f"Predicted {outcome} for {len(run.predictions):,} active accounts with "
+        f"model {run.model}, run {run.run_id}. Trained on {run.training_rows:,} "
+        f"rows ({run.training_churned:,} churned) observed on "
+        f"{', '.join(d.isoformat() for d in run.observation_dates)}.",
+        highlight=False,
+    )
+    if not run.dated_churn:
+        console.print(
+            "[yellow]note:[/] churned accounts have no churned_at, so the model "
+            "learned each account's recorded churn flag and the probability is of "
+            "that outcome, not of a churn within the horizon.",
+            highlight=False,
+        )
 
 
 def _interval(low: Any, high: Any) -> str:
