@@ -419,3 +419,6 @@ def test_learn_undated_churn_summary(store_path, tmp_path):
     assert f"{churned} churned, with no churn dates" in result.output
     assert "the horizon is not used" in result.output
     assert "within 90 days" not in result.output
+    assert f"warning: {churned} churned accounts have no churned_at" in " ".join(
+        result.output.split()
+    )

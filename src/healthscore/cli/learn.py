@@ -22,6 +22,7 @@ from healthscore.cli._common import (
     ReadStoreOption,
     check_scoring_date,
     console,
+    error_console,
     handle_errors,
     make_progress,
     parse_date,
@@ -336,6 +337,13 @@ def _print_summary(
         f"({_churn_text(training, undated)}) with "
         f"{len(training.feature_names)} features; held out by {split_text}."
     )
+    if undated:
+        error_console.print(
+            f"warning: {undated:,} churned accounts have no churned_at, so nothing "
+            "checks that their churn came after --as-of. If the metrics read data "
+            "from after the churn, the held-out figures are better than the model. "
+            "Pick an --as-of before the outcome period, or load churned_at."
+        )
 
 
 def _print_figures(
