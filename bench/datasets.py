@@ -230,12 +230,11 @@ def _build_day_before_store(
 ) -> None:
     """Create the store a daily job leaves behind at the end of ``day``.
 
-    The history before ``day`` goes in by bulk load; then ``day`` goes through the
-    daily job itself: ingest of the day's file, rollup refresh and a score snapshot.
-    The daily increment step starts from this store, so it finds the file in the
-    state its previous run left, not in the state right after a bulk load. DuckDB
-    reorganises the row groups a bulk load leaves on the next append, which took
-    several seconds at the large scale.
+    The history before ``day`` is bulk-loaded. Then ``day`` goes through the daily
+    job itself: ingest of the day's file, rollup refresh and a score snapshot. The
+    daily increment step starts from this store, so it finds the file as its
+    previous run left it. Right after a bulk load, DuckDB reorganises the row
+    groups on the next append, which took several seconds at the large scale.
     """
     _build_store(accounts, events, day, out)
     with Store.open(out, create=False) as store:

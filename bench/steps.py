@@ -120,7 +120,7 @@ def _increment(args: dict[str, Any]) -> _Timed:
     as_of = dt.date.fromisoformat(args["as_of"])
 
     def timed() -> int:
-        # The store holds the day before as its daily job left it, rollups included.
+        # The store is the day before as its daily job left it, rollups included.
         # Closing is timed too: it writes what is left in the write-ahead log to the
         # file, as every healthscore command does when it ends.
         with _metrics_from(args):

@@ -246,7 +246,7 @@ def test_store_open_creates_missing_rollup_tables(tmp_path):
     assert result["event_count_7d"].tolist() == [1.0]
 
 
-def test_rollup_dau_mau_with_days_in_one_and_two_loads(store, write):
+def test_rollup_dau_mau_overlapping_loads(store, write):
     account_ids = [f"acct-{i:02d}" for i in range(8)]
     add_accounts(write, *account_ids)
     events = random_events(11, account_ids, n=2_000, days=40)
