@@ -165,3 +165,33 @@ def test_validate_all_unknown_prints_reason(tmp_path) -> None:
     assert 'id="metrics-notes"' in page
     document = json.loads((tmp_path / "out" / "validation.json").read_text())
     assert "are Unknown" in document["profiles"][0]["reason"]
+
+
+def test_validate_option_names_match_predict(tmp_path) -> None:
+    _store(tmp_path / "s.duckdb")
+    profile = tmp_path / "p.yaml"
+    profile.write_text(PROFILE)
+
+    result = CliRunner().invoke(
+        _app(),
+        [
+            "validate",
+            "--store",
+            str(tmp_path / "s.duckdb"),
+            "--profile",
+            str(profile),
+            "--as-of",
+            "2024-03-31",
+            "--bootstraps",
+            "30",
+            "--horizon-days",
+            "60",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        env={"COLUMNS": "200"},
+    )
+
+    assert result.exit_code == 0, result.output
+    document = json.loads((tmp_path / "out" / "validation.json").read_text())
+    assert document["bootstrap"]["resamples"] == 30

@@ -95,6 +95,7 @@ def predict(
         int,
         typer.Option(
             "--bootstraps",
+            "--bootstrap",
             min=0,
             help="Refits of the model on resampled training rows behind each "
             "90% interval: 0 gives no interval, otherwise at least 10.",

@@ -66,6 +66,7 @@ def validate(
     bootstrap: Annotated[
         int,
         typer.Option(
+            "--bootstraps",
             "--bootstrap",
             min=MIN_RESAMPLES,
             help="Bootstrap resamples behind each confidence interval; at least "
@@ -78,6 +79,7 @@ def validate(
     horizon: Annotated[
         int | None,
         typer.Option(
+            "--horizon-days",
             "--horizon",
             min=1,
             help="Days after --as-of in which churn counts, for dated churn. "
