@@ -25,6 +25,7 @@ from healthscore.cli._common import (
     today_utc,
 )
 from healthscore.exceptions import ConfigError
+from healthscore.history.snapshots import member_profiles, scope_segments
 from healthscore.profiles import DEFAULT_PROFILE
 from healthscore.scoring import (
     HealthProfile,
@@ -230,12 +231,8 @@ def _chosen_profile(store: Store, profile: Path | None) -> HealthProfile | Profi
     return load_profile(DEFAULT_PROFILE)
 
 
-def _members(profile: HealthProfile | ProfileSet) -> tuple[HealthProfile, ...]:
-    return profile.profiles if isinstance(profile, ProfileSet) else (profile,)
-
-
 def _feature_names(profile: HealthProfile | ProfileSet) -> tuple[str, ...]:
-    metrics = [name for member in _members(profile) for name in member.metrics]
+    metrics = [name for member in member_profiles(profile) for name in member.metrics]
     return tuple(dict.fromkeys(metrics))
 
 
@@ -246,7 +243,8 @@ def _segments(
 
     ``None`` means every account, for a profile without ``applies_to``.
     """
-    scope = _profile_segments(profile)
+    covered = scope_segments(profile)
+    scope = None if covered is None else tuple(covered)
     if not requested:
         return scope
     outside = [name for name in requested if scope is not None and name not in scope]
@@ -258,16 +256,6 @@ def _segments(
             field="segment",
         )
     return tuple(dict.fromkeys(requested))
-
-
-def _profile_segments(profile: HealthProfile | ProfileSet) -> tuple[str, ...] | None:
-    """Return the segments some member applies to, or None if one applies to all."""
-    segments: list[str] = []
-    for member in _members(profile):
-        if member.applies_to_segments is None:
-            return None
-        segments.extend(member.applies_to_segments)
-    return tuple(dict.fromkeys(segments))
 
 
 def print_run(run: PredictionRun, limit: int) -> None:

@@ -51,6 +51,7 @@ from healthscore.history import (
     stored_band_names,
 )
 from healthscore.history.peers import peer_percentiles
+from healthscore.history.snapshots import member_profiles
 from healthscore.profiles import DEFAULT_PROFILE
 from healthscore.scoring import (
     UNKNOWN_BAND,
@@ -185,13 +186,9 @@ def load_scoring_profile(path: Path | None) -> HealthProfile | ProfileSet:
     return profile_set
 
 
-def _members(profile: HealthProfile | ProfileSet) -> tuple[HealthProfile, ...]:
-    return profile.profiles if isinstance(profile, ProfileSet) else (profile,)
-
-
 def _explain_empty_run(profile: HealthProfile | ProfileSet) -> None:
     scope = ""
-    segments = [member.applies_to_segments for member in _members(profile)]
+    segments = [member.applies_to_segments for member in member_profiles(profile)]
     if all(segments):
         names = [name for group in segments if group for name in group]
         scope = f" in segments {list(dict.fromkeys(names))}"
@@ -236,7 +233,7 @@ def print_run_summary(run: ScoringRun) -> None:
         f"[bold]{run.profile.name}[/] ({run.profile.hash[:12]}), run {run.run_id}.",
         highlight=False,
     )
-    members = _members(run.profile)
+    members = member_profiles(run.profile)
     if isinstance(run.profile, ProfileSet):
         per_profile = scores["profile"].value_counts()
         scored = [f"{m.name} {per_profile.get(m.name, 0):,}" for m in members]

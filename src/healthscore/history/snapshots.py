@@ -51,6 +51,8 @@ __all__ = [
     "explain_account",
     "latest_components",
     "latest_scores",
+    "member_profiles",
+    "scope_segments",
     "score_snapshot",
 ]
 
@@ -257,7 +259,7 @@ def rule_accounts(
     return store.table("accounts").select(*columns).to_pandas()
 
 
-def _scope_segments(profile: HealthProfile | ProfileSet) -> list[str] | None:
+def scope_segments(profile: HealthProfile | ProfileSet) -> list[str] | None:
     """Return the segments some member applies to, or None if one applies to all."""
     segments: list[str] = []
     for member in member_profiles(profile):
@@ -282,7 +284,7 @@ def compute_run(
     :func:`rule_accounts`.
     """
     metrics = compute_metrics(
-        source, as_of, list(profile.metrics), segments=_scope_segments(profile)
+        source, as_of, list(profile.metrics), segments=scope_segments(profile)
     )
     if isinstance(profile, ProfileSet):
         result = _score_with_set(metrics, profile, accounts, as_of)
