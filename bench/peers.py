@@ -4,11 +4,14 @@ Usage::
 
     .venv/bin/python bench/peers.py [--json OUT] [--resamples N] [--work-dir DIR]
 
-The table has one row per method and dataset. Its columns are the ROC AUC with a
-bootstrap 95% interval, the difference from the hand-set profile's ROC AUC on the
-same resamples, the PR AUC (average precision, churn as the positive class) and the
-seconds taken to fit and score. Every method scores the same accounts against the
-same outcome:
+The table has one row per method and dataset. Its columns are:
+
+- the ROC AUC with a bootstrap 95% interval;
+- the difference from the hand-set profile's ROC AUC on the same resamples;
+- the PR AUC (average precision, churn as the positive class);
+- the seconds taken to fit and score.
+
+Every method scores the same accounts against the same outcome:
 
 - Telco: seeded stratified 5-fold cross-validation. Each account is scored by the
   model fitted on the other four folds, and the AUC is over all 7,043 accounts.

@@ -2,9 +2,9 @@
 
 A :class:`Task` is one fit-and-predict problem: feature rows of training accounts with
 their outcome, and feature rows of test accounts without it. Telco gives one task per
-fold of a seeded stratified 5-fold cross-validation. CDNOW gives one task: the model
+fold of a seeded stratified 5-fold cross-validation. CDNOW gives one task. The model
 learns from features as of :data:`CDNOW_TRAIN_AS_OF` and purchases in the quarter
-after it, then ranks the customers by their features as of the calibration end
+after it. It then ranks the customers by their features as of the calibration end
 (1997-09-30) for the 39-week hold-out, so no method reads a hold-out purchase.
 """
 
@@ -690,11 +690,11 @@ def _fit_learned(
     return parse_profile(learned_profile(model, training, base=base, name="learned"))
 
 
-def _positions(accounts: pd.Index, wanted: pd.Index) -> np.ndarray:
-    """Return the positions of ``wanted`` in ``accounts``, all of which must exist."""
-    positions = accounts.get_indexer(wanted.astype(str))
+def _positions(accounts: pd.Index, requested: pd.Index) -> np.ndarray:
+    """Return the positions of ``requested`` in ``accounts``, where all must exist."""
+    positions = accounts.get_indexer(requested.astype(str))
     if (positions < 0).any():
-        missing = wanted[positions < 0][0]
+        missing = requested[positions < 0][0]
         raise RuntimeError(
             f"account {missing!r} has no row in healthscore's training set, so the "
             "learned models cannot score the same accounts as the peers. Check that "

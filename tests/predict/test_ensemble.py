@@ -98,7 +98,7 @@ def test_log_terms_sign_constraint_zeroes_both_terms():
     training = curved_training()
     flag = training.rows[["flag"]].to_numpy()
 
-    # Tenure lowers churn risk, so a +1 sign holds both its terms at 0.
+    # Tenure lowers churn risk, so a +1 sign keeps both its terms at 0.
     bound = fit_logistic(
         training, signs={"tenure": 1}, calibration=None, log_terms=True
     )

@@ -426,15 +426,17 @@ def test_predict_churn_keeps_to_segments(tmp_path, run):
     with build_history_store(tmp_path / "s.duckdb") as store:
         _insert_other_segment(store)
         mixed = predict_churn(store, AS_OF, FEATURES, top=2, **FAST)
-        kept = predict_churn(store, AS_OF, FEATURES, top=2, segments=["SMB"], **FAST)
+        segment_run = predict_churn(
+            store, AS_OF, FEATURES, top=2, segments=["SMB"], **FAST
+        )
 
     # Each of the 3 observation dates adds a row per Other account.
     assert mixed.training_rows == run.training_rows + 3 * 20
-    assert kept.training_rows == run.training_rows
-    assert kept.training_churned == run.training_churned
-    assert set(kept.predictions["account_id"]) == _active_ids()
-    assert set(kept.drivers["account_id"]) <= _active_ids()
-    assert kept.segments == ("SMB",)
+    assert segment_run.training_rows == run.training_rows
+    assert segment_run.training_churned == run.training_churned
+    assert set(segment_run.predictions["account_id"]) == _active_ids()
+    assert set(segment_run.drivers["account_id"]) <= _active_ids()
+    assert segment_run.segments == ("SMB",)
 
 
 def _insert_undated_churn(store: Store, count: int = 5) -> None:

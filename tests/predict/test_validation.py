@@ -112,8 +112,8 @@ def test_top_decile_lift_without_ties() -> None:
 
 
 def test_top_decile_lift_shares_ties() -> None:
-    # 10 accounts, top decile is 1 account; the top risk is shared by 4 accounts,
-    # of which 1 churned, so the expected top rate is 1/4. Overall rate 2/10.
+    # The top decile of 10 accounts is 1 account. The top risk is shared by 4
+    # accounts with 1 churner, so the expected top rate is 1/4 against 2/10 overall.
     risk = [5, 5, 5, 5, 1, 1, 1, 1, 1, 1]
     churned = [1, 0, 0, 0, 1, 0, 0, 0, 0, 0]
 
@@ -271,13 +271,13 @@ def test_validate_scores_matches_sklearn() -> None:
         resamples=50,
     )
 
-    kept_risk, kept = 100.0 - frame["score"][1:], churned[1:]
+    scored_risk, scored = 100.0 - frame["score"][1:], churned[1:]
     metrics = result["metrics"]
     assert metrics["roc_auc"]["estimate"] == pytest.approx(
-        roc_auc_score(kept, kept_risk)
+        roc_auc_score(scored, scored_risk)
     )
     assert metrics["pr_auc"]["estimate"] == pytest.approx(
-        average_precision_score(kept, kept_risk)
+        average_precision_score(scored, scored_risk)
     )
     assert metrics["roc_auc"]["resamples"] == 50
     assert result["accounts"]["unknown"] == 1

@@ -256,9 +256,9 @@ def _check_time_folds(training: TrainingSet, folds: int) -> None:
     horizon = dt.timedelta(days=training.horizon_days)
     if any(dates[0] + horizon <= test_date for test_date in dates[-folds:]):
         return
-    shown = ", ".join(date.isoformat() for date in dates)
+    listed = ", ".join(date.isoformat() for date in dates)
     raise InputDataError(
-        f"the --as-of dates {shown} are less than --horizon-days "
+        f"the --as-of dates {listed} are less than --horizon-days "
         f"{training.horizon_days} apart, so no date has earlier rows whose churn "
         "window has ended and time-based folds have nothing to train on. Add an "
         f"--as-of date at least {training.horizon_days} days before the last one, "

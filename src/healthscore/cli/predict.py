@@ -192,7 +192,7 @@ def predict(
 def _check_survival_options(
     survival: bool, tenure_metric: str | None, observed_from: str | None
 ) -> None:
-    given = [
+    set_options = [
         name
         for name, value in [
             ("--tenure-metric", tenure_metric),
@@ -200,11 +200,11 @@ def _check_survival_options(
         ]
         if value is not None
     ]
-    if given and not survival:
+    if set_options and not survival:
         raise ConfigError(
-            f"{given[0]} is set without --survival; it applies only to the "
+            f"{set_options[0]} is set without --survival; it applies only to the "
             "time-to-churn table. Add --survival or leave it out.",
-            field=given[0].removeprefix("--").replace("-", "_"),
+            field=set_options[0].removeprefix("--").replace("-", "_"),
         )
 
 

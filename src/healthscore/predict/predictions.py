@@ -77,9 +77,9 @@ DEFAULT_HORIZON_DAYS = 90
 DEFAULT_OBSERVATIONS = 6
 DEFAULT_SPACING_DAYS = 30
 DEFAULT_BOOTSTRAPS = 20
-#: Fewest refits behind an interval. The 5th and 95th percentiles of fewer draws
-#: are little more than the extreme refits, and with one refit the interval is a
-#: single point that can exclude the estimate.
+#: Minimum number of refits behind an interval. The 5th and 95th percentiles of
+#: fewer draws are little more than the extreme refits, and with one refit the
+#: interval is a single point that can exclude the estimate.
 MIN_BOOTSTRAPS = 10
 DEFAULT_INTERVAL_LEVEL = 0.9
 DEFAULT_TOP_DRIVERS = 3

@@ -56,7 +56,7 @@ logger = logging.getLogger(__name__)
 #: Equal-width probability bins on [0, 1] of the expected calibration error.
 ECE_BINS = 10
 
-#: Fewest bootstrap resamples accepted. With fewer, the 2.5th and 97.5th
+#: Minimum number of bootstrap resamples. With fewer, the 2.5th and 97.5th
 #: percentiles come from a handful of values and can exclude the estimate.
 MIN_RESAMPLES = 10
 
@@ -71,7 +71,7 @@ Statistic = Callable[..., float]
 
 @dataclass(frozen=True)
 class Split:
-    """How the accounts a profile is checked on were chosen.
+    """The choice of the accounts that a profile is checked on.
 
     Attributes
     ----------
@@ -307,7 +307,7 @@ def pr_auc(risk: npt.ArrayLike, churned: npt.ArrayLike) -> float:
 def top_decile_lift(risk: npt.ArrayLike, churned: npt.ArrayLike) -> float:
     """Compute the churn rate among the 10% riskiest accounts over the overall rate.
 
-    The top decile holds ``n / 10`` accounts, which need not be a whole number.
+    The top decile contains ``n / 10`` accounts, which need not be a whole number.
     Accounts tied at the cut take part in proportion, which gives the expected
     rate if the tie were broken at random: with ``a`` accounts above the cut and
     ``t`` tied at it, the tied group adds ``(n / 10 - a) / t`` of its churners.
@@ -577,10 +577,10 @@ def calibrated_probability(
 
     values = np.asarray(risk, dtype=np.float64)
     outcomes_in = np.asarray(churned, dtype=np.float64)
-    kept, outcomes = _paired(values, outcomes_in, "risk")
-    if len(kept) != len(values):
+    paired, outcomes = _paired(values, outcomes_in, "risk")
+    if len(paired) != len(values):
         raise InputDataError(
-            f"risk and churned contain {len(values) - len(kept)} rows with NaN; "
+            f"risk and churned contain {len(values) - len(paired)} rows with NaN; "
             "drop accounts without a score or outcome before calibrating."
         )
     smaller = int(min(outcomes.sum(), len(outcomes) - outcomes.sum()))
@@ -714,7 +714,7 @@ def _lead_time(
     level: float,
     seed: int,
 ) -> dict[str, Any]:
-    """Summarise lead times, or say why they are not available."""
+    """Summarise lead times, or give the reason they are not available."""
     if churn_dates is None:
         why = reason or (
             "the outcome has no dates (accounts.churned_at is empty), so the days "
@@ -809,13 +809,13 @@ def validate_scores(
     Returns
     -------
     dict
-        JSON-ready: ``profile``, ``split``, ``accounts`` (counts), ``reason``
-        (why no figure exists, when no account has a score, else None), ``metrics``
-        (``roc_auc``, ``pr_auc``, ``top_decile_lift``, ``brier_score``,
-        ``expected_calibration_error``, each with ``estimate``, ``low``, ``high``
-        and ``resamples``, or ``reason`` when undefined), ``probability`` (how
-        scores became probabilities), ``calibration`` (bins), ``churn_by_band``
-        and ``lead_time``.
+        JSON-ready, with the keys ``profile``, ``split``, ``accounts`` (counts),
+        ``reason``, ``metrics``, ``probability`` (how scores became
+        probabilities), ``calibration`` (bins), ``churn_by_band`` and
+        ``lead_time``. ``reason`` is the cause when no account has a score, else
+        None. ``metrics`` has ``roc_auc``, ``pr_auc``, ``top_decile_lift``,
+        ``brier_score`` and ``expected_calibration_error``. Each has ``estimate``,
+        ``low``, ``high`` and ``resamples``, or ``reason`` when undefined.
 
     Raises
     ------
@@ -936,9 +936,9 @@ def choose_split(
     """Choose the accounts and outcomes to check scores as of ``as_of`` against.
 
     When any churned account has a ``churned_at``, the data has a time axis and the
-    split is a time-based hold-out: accounts that existed by the end of ``as_of``
-    and had not churned by then, with churn after ``as_of`` (up to ``horizon_days``
-    later when given) as the outcome. A churned account without a date has an
+    split is a time-based hold-out. It keeps the accounts that existed by the end of
+    ``as_of`` and had not churned by then. Their outcome is churn after ``as_of``,
+    up to ``horizon_days`` later when given. A churned account without a date has an
     unknown outcome there. Otherwise every account with a known ``churned`` value
     is used as it is.
 
@@ -966,10 +966,10 @@ def choose_split(
     """
     if horizon_days is not None and horizon_days < 1:
         raise ConfigError(
-            f"--horizon {horizon_days!r} must be at least 1 day; pass the number of "
-            "days after --as-of in which churn counts, or leave it out to count "
-            "all later churn.",
-            field="--horizon",
+            f"--horizon-days {horizon_days!r} must be at least 1 day; pass the "
+            "number of days after --as-of in which churn counts, or leave it out "
+            "to count all later churn.",
+            field="--horizon-days",
         )
     churned_on = _day_values(accounts["churned_at"])
     if churned_on.notna().any():
@@ -987,9 +987,9 @@ def _time_holdout(
     created_on = _day_values(accounts["created_at"])
     flag = accounts["churned"].astype("boolean").fillna(False).to_numpy(bool)
     existed = (created_on.isna() | (created_on <= day)).to_numpy()
-    gone = (churned_on <= day).fillna(False).to_numpy(bool)
+    churned_by_then = (churned_on <= day).fillna(False).to_numpy(bool)
     undated = flag & churned_on.isna().to_numpy()
-    keep = existed & ~gone
+    keep = existed & ~churned_by_then
 
     end = None if horizon_days is None else day + pd.Timedelta(days=horizon_days)
     within = churned_on > day
@@ -1065,8 +1065,8 @@ def _profile_identity(profile: HealthProfile | ProfileSet) -> dict[str, Any]:
 def _band_names(profile: HealthProfile | ProfileSet) -> list[str]:
     from healthscore.history.snapshots import member_profiles
 
-    # NOTE: a profile set whose members have different bands is checked with the
-    # bands of its first member; accounts in other bands count as extra rows.
+    # NOTE: a profile set is checked with the bands of its first member, so when
+    # members have different bands, accounts in the other bands count as extra rows.
     return [band.name for band in member_profiles(profile)[0].bands]
 
 
