@@ -23,7 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from healthscore.ingest import ingest_file, parse_mapping
-from healthscore.ingest.fast import WHITESPACE_CLASS
+from healthscore.ingest.fast import WHITESPACE_CLASS, _scan_csv
+from healthscore.ingest.readers import HASH_CHUNK_BYTES
 from healthscore.store import TABLES, Store
 
 VOLATILE = {"load_id", "loaded_at", "quarantined_at", "source", "source_sha256"}
@@ -48,6 +49,8 @@ TIMES = [
     "2024-01-01T00:00:00+0100",
     "2024-01-01T00:00:00-03",
     "2024-01-01T00:00:00z",
+    " 2024-01-01T00:00:00Z",
+    "2024-01-01T00:00:00Z\u3000",
     "",
 ]
 VALUES = [
@@ -67,6 +70,8 @@ VALUES = [
     "0.1",
     "123456789012345678",
     " 7 ",
+    "7\u00a0",
+    "\t-7",
     "",
     "abc",
 ]
@@ -377,3 +382,32 @@ def test_fast_random_events_match_batch_path(tmp_path_factory, caplog, rows):
     batch = load_sequence(folder / "batch.duckdb", "events", [gzipped(path)])
     assert fast[0] == batch[0]
     assert fast[1] == batch[1]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a,b\n1,2\n3,4\n", ("a,b", 3, False)),
+        # The first line ends at a line feed only; open_fast_source sends a file
+        # whose header contains a carriage return to the batch path.
+        ("a,b\r1,2\r3,4", ("a,b\r1,2\r3,4", 3, False)),
+        ("a,b\r\n1,2\r\n", ("a,b", 2, False)),
+        ('a,b\n1,"x\ny"\n', ("a,b", 3, True)),
+        ('a,b\n1,"x,""y"""\n2,3\n', ("a,b", 3, False)),
+    ],
+)
+def test_scan_csv_line_counts(tmp_path, text, expected):
+    path = tmp_path / "file.csv"
+    path.write_bytes(text.encode())
+    assert _scan_csv(path, '"') == expected
+
+
+def test_scan_csv_across_chunks(tmp_path):
+    # The header is longer than one chunk, and the quoted value that spans lines
+    # covers a whole chunk that contains no quote character.
+    header = ",".join(f"column_{i}" for i in range(HASH_CHUNK_BYTES // 8))
+    padding = "x" * HASH_CHUNK_BYTES
+    text = f'{header}\n"{padding}\n{padding}",1\n'
+    path = tmp_path / "file.csv"
+    path.write_bytes(text.encode())
+    assert _scan_csv(path, '"') == (header, 3, True)

@@ -271,18 +271,28 @@ def _scan_csv(path: Path, quote: str) -> tuple[str, int, bool]:
     parity = 0
     spans_lines = False
     first = b""
+    first_complete = False
     line_feeds = carriage_returns = 0
     last = b""
     with path.open("rb") as handle:
-        while chunk := handle.read(HASH_CHUNK_BYTES * 16):
-            line_feeds += chunk.count(b"\n")
-            carriage_returns += chunk.count(b"\r")
-            last = chunk[-1:]
-            if not first:
-                first = chunk.split(b"\n", 1)[0]
-            if spans_lines or quote_byte not in chunk:
-                continue
+        # numpy counted the line feeds of a 174 MB file about three times as fast
+        # as bytes.count, in chunks of 1 MiB.
+        while chunk := handle.read(HASH_CHUNK_BYTES):
             data = np.frombuffer(chunk, dtype=np.uint8)
+            feeds = int(np.count_nonzero(data == 10))
+            returns = int(np.count_nonzero(data == 13)) if b"\r" in chunk else 0
+            line_feeds += feeds
+            carriage_returns += returns
+            last = chunk[-1:]
+            if not first_complete:
+                first += chunk.split(b"\n", 1)[0]
+                first_complete = b"\n" in chunk
+            if spans_lines:
+                continue
+            if quote_byte not in chunk:
+                # Inside a quoted value, every line end of this chunk is in it.
+                spans_lines = parity == 1 and feeds + returns > 0
+                continue
             counts = np.cumsum(data == quote_byte, dtype=np.int64) + parity
             ends = (data == 10) | (data == 13)
             spans_lines = bool((counts[ends] & 1).any())
@@ -320,13 +330,15 @@ def _string_sql(
 
     A value is certain when it is text, a plain decimal number, or an ISO 8601
     time with seconds and a zone offset. Without an offset, a time is certain only
-    when the zone is UTC. :func:`_edges_sql` checks the whitespace at the edges.
+    when the zone is UTC. The number and time patterns match the whole value;
+    :func:`_edges_sql` checks the whitespace at the edges of text.
     """
     markers = ", ".join(_literal(marker) for marker in sorted(NULL_MARKERS))
-    longest = max(len(marker) for marker in NULL_MARKERS)
+    # The markers are ASCII, so their length in bytes (strlen) is their length.
+    longest = max(len(marker.encode()) for marker in NULL_MARKERS)
     cleaned = f"_hs_s{position}"
     first = [
-        f"CASE WHEN length({source}) <= {longest} AND lower({source}) IN ({markers}) "
+        f"CASE WHEN strlen({source}) <= {longest} AND lower({source}) IN ({markers}) "
         f"THEN NULL ELSE {source} END AS {cleaned}",
     ]
     typed = f"_hs_t{position}"
@@ -705,11 +717,14 @@ class DuckDBLoad:
         """
         by_target = {column.target: column for column in self._resolved.columns}
         first, second, checks = ["*"], ["*"], []
+        # Number and time checks match the whole value, which rules out whitespace
+        # at its edges, so only the sources of text targets need the edge check.
         texts = sorted(
             {
                 _quote(column.spec.source)
                 for column in self._resolved.columns
                 if column.spec.source is not None
+                and (column.kind or "text") == "text"
                 and self._source.types[column.spec.source] == "string"
             }
         )
@@ -878,6 +893,14 @@ class DuckDBLoad:
         the row text of the batch path does.
         """
         key = _quote(self._key)
+        # Equal keys hash alike, so when every hash differs, so does every key.
+        # Counting distinct hashes is quicker than grouping the text keys.
+        repeats = self._scalar(
+            f"SELECT count(*) - count(DISTINCT hash({key})) FROM {self._table} "
+            f"WHERE {self._this_load()}"
+        )
+        if not repeats:
+            return True
         repeated = self._working_table(
             "repeated",
             f"SELECT {key} AS key, count(*) AS n FROM {self._table} WHERE "
@@ -908,6 +931,12 @@ class DuckDBLoad:
     def _compare_with_store(self) -> None:
         """Drop rows whose key is stored; replace changed users."""
         key = _quote(self._key)
+        stored = self._scalar(
+            f"SELECT count(*) FROM (SELECT 1 FROM {self._table} WHERE NOT "
+            f"{self._this_load()} LIMIT 1)"
+        )
+        if not stored:
+            return
         new = f"SELECT {key} FROM {self._table} WHERE {self._this_load()}"
         # Only the key is read from every stored row: selecting all columns made
         # DuckDB decompress each of them, which doubled the time on large tables.
