@@ -31,6 +31,7 @@ from healthscore.cli._common import (
 from healthscore.cli._spark import open_read_store
 from healthscore.evaluation import roc_auc
 from healthscore.exceptions import ConfigError, InputDataError
+from healthscore.history.snapshots import check_profile_metrics
 from healthscore.profiles import DEFAULT_PROFILE
 from healthscore.scoring import HealthProfile, load_profile
 
@@ -144,6 +145,8 @@ def learn(
         open_read_store(store, tables=SOURCE_TABLES) as opened,
         make_progress() as progress,
     ):
+        if base is not None:
+            check_profile_metrics(opened, base)
         task = progress.add_task("Building the training set", total=None)
         training = prediction.build_training_set(
             opened, names, dates, horizon_days, segments=segment

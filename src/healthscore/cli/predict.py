@@ -25,7 +25,11 @@ from healthscore.cli._common import (
     today_utc,
 )
 from healthscore.exceptions import ConfigError
-from healthscore.history.snapshots import member_profiles, scope_segments
+from healthscore.history.snapshots import (
+    check_profile_metrics,
+    member_profiles,
+    scope_segments,
+)
 from healthscore.profiles import DEFAULT_PROFILE
 from healthscore.scoring import (
     HealthProfile,
@@ -159,6 +163,7 @@ def predict(
     _check_survival_options(survival, tenure_metric, observed_from)
     with open_store(store, create=False) as opened:
         chosen = _chosen_profile(opened, profile)
+        check_profile_metrics(opened, chosen)
         features = _feature_names(chosen)
         segments = _segments(chosen, segment)
         # The curves come first, so an invalid survival option fails before the
