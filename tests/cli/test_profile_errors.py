@@ -90,3 +90,59 @@ def test_predict_unknown_metric_names_file(store, bad_profile):
     assert result.exit_code == 3
     assert f"{bad_profile}: {UNKNOWN_METRIC_ERROR}" in result.output
     assert "Traceback" not in result.output
+
+
+# The component's required weight is written 'wieght'.
+MISSPELT_KEY_PROFILE = textwrap.dedent(
+    """\
+    name: typo
+    components:
+      - name: size
+        wieght: 1
+        measures:
+          - metric: seats
+            linear: {worst: 1, best: 50}
+          - metric: contract
+            categroy: {points: {Monthly: 0, Yearly: 100}}
+    """
+)
+
+COMMANDS = ["learn", "predict", "score", "validate"]
+
+
+def command_args(command, folder):
+    """Return the arguments of ``command`` apart from --store and --profile."""
+    return {
+        "score": ["score", "--as-of", AS_OF],
+        "learn": ["learn", "--as-of", AS_OF, "--out", str(folder / "learned.yaml")],
+        "predict": ["predict", "--as-of", AS_OF],
+        "validate": ["validate", "--as-of", AS_OF, "--out", str(folder / "report")],
+    }[command]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_misspelt_key_reported_once(command, store, tmp_path):
+    profile = tmp_path / "typo.yaml"
+    profile.write_text(MISSPELT_KEY_PROFILE)
+    args = command_args(command, tmp_path)
+
+    result = run(*args, "--store", str(store), "-p", str(profile))
+
+    assert result.exit_code == 3
+    assert result.output.count("'wieght'") == 1
+    assert result.output.count("'categroy'") == 1
+    assert "missing required key" not in result.output
+    assert "expected exactly one scheme" not in result.output
+
+
+def test_profile_check_misspelt_key_once(tmp_path):
+    profile = tmp_path / "typo.yaml"
+    profile.write_text(MISSPELT_KEY_PROFILE)
+
+    result = run("profile", "check", str(profile))
+
+    assert result.exit_code == 3
+    assert "(2 problems)" in result.output
+    assert "components[0].wieght: unknown key 'wieght'" in result.output
+    assert "components[0].measures[1].categroy: unknown key" in result.output
+    assert "missing required key" not in result.output

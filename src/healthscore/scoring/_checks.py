@@ -38,22 +38,46 @@ _SCIENTIFIC = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+"
 
 
 class Problems:
-    """The validation errors found so far in one profile, one per field, in order."""
+    """The validation errors found so far in one profile, one per field, in order.
 
-    def __init__(self) -> None:
+    Parameters
+    ----------
+    merge_misspelt_keys
+        If true, a key that is missing because an unknown key of the same mapping
+        misspells it is reported once, as the unknown key with its "Did you mean"
+        hint, and not again as a missing key.
+    """
+
+    def __init__(self, *, merge_misspelt_keys: bool = False) -> None:
         self._errors: dict[str, ProfileError] = {}
         self._unlisted: set[str] = set()
+        self._merge_misspelt_keys = merge_misspelt_keys
+        self._misspelt: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._errors) + len(self._unlisted)
 
+    def add_misspelt_key(self, field: str) -> None:
+        """Record that an unknown key misspells the absent key at ``field``.
+
+        With ``merge_misspelt_keys``, :meth:`add` then drops any problem at
+        ``field``. Because the key is absent, the only such problem is that it
+        is missing.
+        """
+        if self._merge_misspelt_keys:
+            self._misspelt.add(field)
+
+    def is_misspelt(self, field: str) -> bool:
+        """Return whether a recorded unknown key misspells the key at ``field``."""
+        return field in self._misspelt
+
     def add(self, error: ProfileError) -> None:
-        """Record ``error`` unless its field already has a problem.
+        """Record ``error`` unless its field already has a problem or is misspelt.
 
         Past :data:`MAX_PROBLEMS` only the field is kept, to count the problem.
         """
         key = error.field or ""
-        if key in self._errors or key in self._unlisted:
+        if key in self._errors or key in self._unlisted or key in self._misspelt:
             return
         if len(self._errors) < MAX_PROBLEMS:
             self._errors[key] = error
@@ -142,9 +166,14 @@ class Where:
         return self.problems.error()
 
 
+def close_matches(word: str, choices: Collection[str]) -> list[str]:
+    """Return up to 3 of ``choices`` that resemble ``word``, the closest first."""
+    return difflib.get_close_matches(word, sorted(choices), n=3, cutoff=0.6)
+
+
 def suggest(word: str, choices: Collection[str]) -> str:
     """Return a " Did you mean ...?" hint for ``word``, or an empty string."""
-    matches = difflib.get_close_matches(word, sorted(choices), n=3, cutoff=0.6)
+    matches = close_matches(word, choices)
     if not matches:
         return ""
     return " Did you mean " + " or ".join(repr(m) for m in matches) + "?"
@@ -176,14 +205,20 @@ def check_keys(
     """Record a problem for every key of ``mapping`` that is not in ``allowed``.
 
     Missing keys are reported by the reader of each key, such as :func:`read_text`
-    or :func:`require_key`.
+    or :func:`require_key`. When the closest allowed key to an unknown one is
+    absent, the unknown key is recorded as its misspelling with
+    :meth:`Problems.add_misspelt_key`.
     """
     for key in mapping:
-        if key not in allowed:
-            where.key(str(key)).report(
-                f"unknown key {key!r}.{suggest(str(key), allowed)} "
-                f"Allowed keys here: {', '.join(sorted(allowed))}."
-            )
+        if key in allowed:
+            continue
+        matches = close_matches(str(key), allowed)
+        if matches and matches[0] not in mapping:
+            where.problems.add_misspelt_key(where.key(matches[0]).field)
+        where.key(str(key)).report(
+            f"unknown key {key!r}.{suggest(str(key), allowed)} "
+            f"Allowed keys here: {', '.join(sorted(allowed))}."
+        )
 
 
 def require_key(mapping: Mapping[Any, Any], key: str, where: Where) -> Any:

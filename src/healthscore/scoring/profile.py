@@ -22,6 +22,7 @@ from typing import Any
 from healthscore.exceptions import ProfileError
 from healthscore.scoring._checks import (
     MAX_WEIGHT,
+    Problems,
     Where,
     check_keys,
     check_number,
@@ -325,7 +326,7 @@ def parse_profile(text: str, path: str | Path | None = None) -> HealthProfile:
     'Good'
     """
     source = None if path is None else Path(path)
-    where = Where(source)
+    where = Where(source, problems=Problems(merge_misspelt_keys=True))
     raw = load_yaml(text, source) if text.strip() else None
     if raw is None:
         raise where.error(
