@@ -52,6 +52,7 @@ from healthscore.history import (
 )
 from healthscore.history.peers import peer_percentiles
 from healthscore.history.snapshots import member_profiles
+from healthscore.metrics import available_metrics, resolve_metric
 from healthscore.profiles import DEFAULT_PROFILE
 from healthscore.scoring import (
     UNKNOWN_BAND,
@@ -61,6 +62,7 @@ from healthscore.scoring import (
     load_profile_set,
     round_contributions,
 )
+from healthscore.store import Store
 
 # A scoring date this many days after the newest event gets a warning.
 STALE_DATA_DAYS = 30
@@ -169,7 +171,7 @@ def score(
     if run.result.scores.empty:
         _explain_empty_run(chosen)
     elif options is None:
-        _warn_if_data_is_old(store, date)
+        _warn_if_data_is_old(store, date, chosen)
 
 
 def load_scoring_profile(path: Path | None) -> HealthProfile | ProfileSet:
@@ -200,13 +202,19 @@ def _explain_empty_run(profile: HealthProfile | ProfileSet) -> None:
     )
 
 
-def _warn_if_data_is_old(store: str | None, as_of: dt.date) -> None:
-    """Warn when the newest event is long before the scoring date.
+def _warn_if_data_is_old(
+    store: str | None, as_of: dt.date, profile: HealthProfile | ProfileSet
+) -> None:
+    """Warn when the profile reads events and the newest is long before the date.
 
     Usage metrics then measure the gap since the data ended rather than the
-    customers, which a default --as-of of today makes easy to miss.
+    customers, which a default --as-of of today makes easy to miss. A profile
+    without event metrics gets no warning, because the age of the events does not
+    change its scores.
     """
     with open_store(store, create=False) as opened:
+        if not _reads_events(opened, profile):
+            return
         events = opened.table("events")
         newest = events.occurred_at.max().to_pyarrow().as_py()
     if newest is None:
@@ -219,6 +227,14 @@ def _warn_if_data_is_old(store: str | None, as_of: dt.date) -> None:
             "--as-of with a date the data covers.",
             highlight=False,
         )
+
+
+def _reads_events(store: Store, profile: HealthProfile | ProfileSet) -> bool:
+    """Return whether any metric of the profile is computed from the events table."""
+    known = available_metrics(store)
+    return any(
+        resolve_metric(name, known).source == "events" for name in profile.metrics
+    )
 
 
 def print_run_summary(run: ScoringRun) -> None:
