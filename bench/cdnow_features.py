@@ -87,6 +87,12 @@ def main() -> int:
     options = _parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
+    if not options.data.is_file():
+        logger.error(
+            "CDNOW file %s not found; pass --data with the path of CDNOW_master.txt",
+            options.data,
+        )
+        return 2
     logger.info("reading %s", options.data)
     data = methods.read_cdnow(options.data)
     bought = ~data.churned
