@@ -14,6 +14,7 @@ from healthscore.cli._common import (
     StoreOption,
     check_scoring_date,
     console,
+    error_console,
     handle_errors,
     open_store,
     parse_date,
@@ -110,6 +111,13 @@ def validate(
     html_path, json_path = write_validation_report(document, out)
 
     console.print(_summary_table(document, date))
+    for result in document["profiles"]:
+        for warning in result["warnings"]:
+            error_console.print(
+                f"[yellow]warning:[/] {escape(warning)}",
+                highlight=False,
+                soft_wrap=True,
+            )
     for result in document["profiles"]:
         if result.get("reason"):
             console.print(

@@ -43,6 +43,7 @@ from healthscore.scoring import (
     parse_profile,
     score_accounts,
 )
+from healthscore.scoring.profile import TrainingLabels
 
 if TYPE_CHECKING:
     from healthscore.store import Store
@@ -91,7 +92,10 @@ def learned_profile(
     Returns
     -------
     str
-        Profile YAML that :func:`healthscore.scoring.load_profile` accepts.
+        Profile YAML that :func:`healthscore.scoring.load_profile` accepts. Its
+        ``learned`` mapping records the observation dates, the horizon and
+        ``labels_end``, the last day whose churn the labels saw, so that
+        `healthscore validate` can tell whether a hold-out overlaps them.
 
     Raises
     ------
@@ -117,6 +121,8 @@ def learned_profile(
         )
 
     document = _document(name, measures, base_profile, model)
+    labels = TrainingLabels.of(training.observation_dates(), training.horizon_days)
+    document["learned"] = labels.to_dict()
     text = _header(model, training) + yaml.safe_dump(
         document, sort_keys=False, allow_unicode=True, width=88
     )
@@ -244,7 +250,8 @@ def _header(model: ChurnModel, training: TrainingSet) -> str:
         f"({int(labels.sum())} churned within {training.horizon_days} days),\n"
         f"# observed on {dates}{more}.\n"
         "# A measure's weight is the log-odds swing of churn risk between its 0 and\n"
-        "# 100 point ends; review the ranges before use.\n"
+        "# 100 point ends; review the ranges before use. `learned` records the\n"
+        "# training labels, so a hold-out check needs churn after labels_end.\n"
     )
 
 

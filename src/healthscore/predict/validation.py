@@ -47,6 +47,7 @@ __all__ = [
     "read_score_history",
     "choose_split",
     "top_decile_lift",
+    "training_overlap_warnings",
     "validate_profiles",
     "validate_scores",
 ]
@@ -1155,7 +1156,8 @@ def validate_profiles(
     -------
     dict
         JSON-ready: ``as_of``, ``generated_at``, ``bootstrap`` settings and
-        ``profiles``, one :func:`validate_scores` result per profile.
+        ``profiles``, one :func:`validate_scores` result per profile with an
+        added ``warnings`` list from :func:`training_overlap_warnings`.
 
     Raises
     ------
@@ -1243,7 +1245,7 @@ def _validate_profile(
             f"({profile.hash[:12]}). Store one with `healthscore backfill --profile "
             "FILE --from DATE --to DATE` and validate again"
         )
-    return validate_scores(
+    result = validate_scores(
         frame,
         profile=_profile_identity(profile),
         bands=_band_names(profile),
@@ -1255,3 +1257,43 @@ def _validate_profile(
         level=level,
         seed=seed,
     )
+    result["warnings"] = training_overlap_warnings(profile, split)
+    return result
+
+
+def training_overlap_warnings(
+    profile: HealthProfile | ProfileSet, split: Split
+) -> list[str]:
+    """Warn for each learned profile whose training labels reach into the hold-out.
+
+    `healthscore learn` records in a profile's ``learned`` key the last day whose
+    churn its labels saw. A time-based hold-out counts churn after ``split.as_of``,
+    so a later ``labels_end`` means the profile was fitted on some of the outcomes
+    it is checked on, and its figures are optimistic.
+
+    Returns
+    -------
+    list of str
+        One sentence per such member profile, naming it and both dates. Empty for
+        an all-accounts split and for profiles without ``learned``.
+    """
+    from healthscore.history.snapshots import member_profiles
+
+    if split.kind != TIME_HOLDOUT:
+        return []
+    as_of = dt.date.fromisoformat(split.as_of)
+    warnings = []
+    for member in member_profiles(profile):
+        labels = member.learned
+        if labels is None or labels.labels_end <= as_of:
+            continue
+        latest = as_of - dt.timedelta(days=labels.horizon_days)
+        warnings.append(
+            f"profile {member.name!r} was fitted on churn labels up to "
+            f"{labels.labels_end.isoformat()}, but the hold-out counts churn after "
+            f"--as-of {as_of.isoformat()}, so its figures are optimistic. Run "
+            "`healthscore learn` again with every --as-of on or before "
+            f"{latest.isoformat()}, or validate with --as-of "
+            f"{labels.labels_end.isoformat()} or later."
+        )
+    return warnings

@@ -205,6 +205,10 @@ def _split_section(results: Sequence[dict[str, Any]]) -> str:
         f'<p id="split-kind">{_split_text(kind, split["description"])}</p>\n'
         + _table("split-table", headers, [1, 2, 3, 4, 5], rows)
     )
+    warnings = [text for result in results for text in result.get("warnings", [])]
+    if warnings:
+        items = "\n".join(f"<li>{_esc(text)}</li>" for text in warnings)
+        content += f'\n<ul class="notes" id="split-warnings">\n{items}\n</ul>'
     caption = (
         "Metrics use the scored accounts; Unknown accounts have too little data "
         "to score and appear only in the churn per band."

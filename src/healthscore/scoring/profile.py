@@ -8,6 +8,7 @@ checked later, against the metrics the store can compute, by
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import hashlib
 import json
@@ -45,6 +46,7 @@ __all__ = [
     "Component",
     "HealthProfile",
     "Measure",
+    "TrainingLabels",
     "load_profile",
     "parse_profile",
 ]
@@ -69,9 +71,11 @@ _PROFILE_KEYS = (
     "bands",
     "components",
     "hierarchy",
+    "learned",
 )
 _COMPONENT_KEYS = ("name", "weight", "measures")
 _MEASURE_KEYS = ("name", "metric", "weight", *SCHEME_KINDS)
+_LEARNED_KEYS = ("observation_dates", "horizon_days", "labels_end")
 
 
 @dataclass(frozen=True)
@@ -126,12 +130,53 @@ class Component:
 
 
 @dataclass(frozen=True)
+class TrainingLabels:
+    """The churn labels a learned profile was fitted on, from its ``learned`` key.
+
+    An account observed on date D was labelled churned when it churned after the
+    end of D and by the end of D + ``horizon_days``.
+
+    Attributes
+    ----------
+    observation_dates
+        The dates the training rows were observed on, in ascending order.
+    horizon_days
+        Days after each observation date in which a churn counted.
+    labels_end
+        The last day whose churn the labels saw: the latest observation date plus
+        ``horizon_days``.
+    """
+
+    observation_dates: tuple[dt.date, ...]
+    horizon_days: int
+    labels_end: dt.date
+
+    @classmethod
+    def of(
+        cls, observation_dates: Collection[dt.date], horizon_days: int
+    ) -> TrainingLabels:
+        """Describe the labels of observation dates and a horizon."""
+        dates = tuple(sorted(observation_dates))
+        end = dates[-1] + dt.timedelta(days=horizon_days)
+        return cls(dates, horizon_days, end)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the ``learned`` mapping, with dates as :class:`datetime.date`."""
+        return {
+            "observation_dates": list(self.observation_dates),
+            "horizon_days": self.horizon_days,
+            "labels_end": self.labels_end,
+        }
+
+
+@dataclass(frozen=True)
 class HealthProfile:
     """A validated health profile.
 
     Build one with :func:`load_profile` or :func:`parse_profile`. ``source`` and
-    ``text`` record where the profile came from and do not take part in equality or in
-    :attr:`hash`.
+    ``text`` record where the profile came from, and ``learned`` the churn labels of a
+    profile that `healthscore learn` wrote (None for other profiles). None of the
+    three takes part in equality or in :attr:`hash`, because none changes a score.
     """
 
     name: str
@@ -142,6 +187,7 @@ class HealthProfile:
     components: tuple[Component, ...]
     source: Path | None = field(default=None, compare=False)
     text: str = field(default="", compare=False, repr=False)
+    learned: TrainingLabels | None = field(default=None, compare=False)
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -289,11 +335,13 @@ def parse_profile(text: str, path: str | Path | None = None) -> HealthProfile:
         The YAML document. Keys: ``name`` (required, ``[a-z0-9_-]+``),
         ``description``, ``applies_to: {segments: [...]}``, ``min_coverage`` (0..1,
         default 0.5), ``bands`` (list of ``{name, min}``, minimums strictly
-        decreasing and ending at 0) and ``components`` (required). Each component
-        has ``name``, ``weight`` and ``measures``. Each measure has ``metric``, an
-        optional ``name`` (default: the metric) and ``weight`` (default 1), and
-        exactly one scheme: ``category``, ``linear``, ``thresholds`` or
-        ``percentile``.
+        decreasing and ending at 0), ``components`` (required) and ``learned``
+        (optional, see :class:`TrainingLabels`: ``observation_dates``,
+        ``horizon_days`` and ``labels_end``, which `healthscore learn` writes and
+        scoring ignores). Each component has ``name``, ``weight`` and
+        ``measures``. Each measure has ``metric``, an optional ``name`` (default:
+        the metric) and ``weight`` (default 1), and exactly one scheme:
+        ``category``, ``linear``, ``thresholds`` or ``percentile``.
     path
         The file the text came from, used in error messages.
 
@@ -370,6 +418,7 @@ def _read_profile(raw: Mapping[Any, Any], where: Where, text: str) -> HealthProf
     )
     bands = where.attempt(_read_bands, raw.get("bands"), where.key("bands"))
     components = where.attempt(_read_components, raw, where)
+    learned = where.attempt(_read_learned, raw.get("learned"), where.key("learned"))
 
     where.problems.raise_any()
     if name is None or description is None or min_coverage is None:
@@ -385,6 +434,7 @@ def _read_profile(raw: Mapping[Any, Any], where: Where, text: str) -> HealthProf
         components=components,
         source=where.path,
         text=text,
+        learned=learned,
     )
     if "hierarchy" in raw:
         _check_hierarchy(profile)
@@ -567,6 +617,58 @@ def _read_weight(raw: Mapping[Any, Any], where: Where, default: float | None) ->
         return default
     value = raw["weight"]
     return check_number(value, where.key("weight"), minimum=0, maximum=MAX_WEIGHT)
+
+
+def _read_learned(raw: Any, where: Where) -> TrainingLabels | None:
+    """Read the optional ``learned`` mapping that `healthscore learn` writes."""
+    if raw is None:
+        return None
+    raw = expect_mapping(raw, where)
+    check_keys(raw, where, allowed=_LEARNED_KEYS)
+    dates_where = where.key("observation_dates")
+    items = expect_list(require_key(raw, "observation_dates", where), dates_where)
+    dates = [
+        dates_where.attempt(_read_date, item, dates_where.item(i))
+        for i, item in enumerate(items)
+    ]
+    horizon = where.attempt(_read_horizon_days, raw, where)
+    labels_end = where.attempt(
+        _read_date, require_key(raw, "labels_end", where), where.key("labels_end")
+    )
+    if horizon is None or labels_end is None or None in dates:
+        raise where.failed()
+
+    labels = TrainingLabels.of([d for d in dates if d is not None], horizon)
+    if labels.labels_end != labels_end:
+        raise where.key("labels_end").error(
+            f"expected {labels.labels_end.isoformat()}, the latest observation date "
+            f"plus horizon_days; got {labels_end.isoformat()}. Write "
+            f"{labels.labels_end.isoformat()}, or run `healthscore learn` again."
+        )
+    return labels
+
+
+def _read_date(value: Any, where: Where) -> dt.date:
+    """Return ``value`` as a date; YAML reads an unquoted YYYY-MM-DD as one."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise where.error(
+        f"expected a date; got {value!r}. Write it as YYYY-MM-DD, such as 2024-06-30."
+    )
+
+
+def _read_horizon_days(raw: Mapping[Any, Any], where: Where) -> int:
+    value = require_key(raw, "horizon_days", where)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise where.key("horizon_days").error(
+            f"expected a whole number of days of at least 1; got {value!r}."
+        )
+    return value
 
 
 def _check_weights_not_all_zero(weights: list[float], where: Where, kind: str) -> None:
