@@ -59,6 +59,7 @@ import yaml
 from healthscore.exceptions import ConfigError, InputDataError, ProfileError
 from healthscore.metrics.asof import SECONDS_PER_DAY, period_end
 from healthscore.scoring._checks import (
+    Problems,
     Where,
     check_keys,
     check_number,
@@ -417,7 +418,7 @@ def parse_profile_set(
     'age_days < 90'
     """
     source = None if path is None else Path(path)
-    where = Where(source)
+    where = Where(source, problems=Problems(merge_misspelt_keys=True))
     raw = load_yaml(text, source) if text.strip() else None
     if raw is None:
         raise where.error(
