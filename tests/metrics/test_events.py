@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from healthscore.metrics import compute_metrics
+from healthscore.metrics.rollup import refresh_rollups, use_rollups
 
 AS_OF = dt.date(2024, 3, 31)
 PERIOD_END = pd.Timestamp("2024-04-01", tz="UTC")
@@ -353,3 +354,28 @@ def test_event_metrics_match_pandas_any_window(store, write, days):
         check_index_type=False,
         rtol=1e-12,
     )
+
+
+def test_days_since_events_sub_second_times(store, write):
+    add_accounts(write, "a")
+    write(
+        "events",
+        [
+            {"account_id": "a", "occurred_at": "1969-12-31T23:59:59.5Z"},
+            {"account_id": "a", "occurred_at": "2024-03-31T23:59:59.999999Z"},
+        ],
+    )
+    names = ["days_since_last_event", "days_since_first_event"]
+    # Whole seconds are taken toward the past: 23:59:59 and 1969-12-31 23:59:59.
+    end_seconds = int(PERIOD_END.timestamp())
+    expected_last = 1 / 86_400
+    expected_first = (end_seconds + 1) / 86_400
+
+    from_events = metrics_by_account(store, names)
+    refresh_rollups(store)
+    assert use_rollups(store, PERIOD_END.to_pydatetime())
+    from_rollups = metrics_by_account(store, names)
+
+    for result in (from_events, from_rollups):
+        assert result.loc["a", "days_since_last_event"] == expected_last
+        assert result.loc["a", "days_since_first_event"] == expected_first

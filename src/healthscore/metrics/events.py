@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import ibis
+import ibis.expr.datatypes as dtypes
 import ibis.expr.types as ir
 
 from healthscore.metrics.asof import (
@@ -50,6 +51,37 @@ _NULL_FLOAT = ibis.null("float64")
 # midnights. The search adds two expression nodes per day. On 2 cores Ibis 12
 # compiled a 365-day search in about 0.15 s and a 3650-day one in about 2 s.
 _MAX_SEARCHED_DAYS = 400
+
+
+@ibis.udf.scalar.builtin(
+    name="epoch_us", signature=((dtypes.Timestamp(timezone="UTC"),), dtypes.int64)
+)
+def _epoch_us(value: ir.TimestampValue) -> ir.IntegerValue:
+    """Return DuckDB's microseconds since 1970-01-01 UTC."""
+
+
+@ibis.udf.scalar.builtin(
+    name="make_timestamp", signature=((dtypes.int64,), dtypes.Timestamp())
+)
+def _time_from_us(micros: ir.IntegerValue) -> ir.TimestampValue:
+    """Return DuckDB's UTC time, without a time zone, ``micros`` after 1970."""
+
+
+def _time_extreme(
+    column: ir.TimestampValue, on_duckdb: bool, latest: bool
+) -> ir.TimestampValue:
+    """Return the latest (or earliest) time of ``column`` per group.
+
+    On 2 cores, DuckDB 1.5.6 took 0.40 s for the latest ``TIMESTAMPTZ`` per account
+    over 9.7 million rollup rows, and 0.08 s for the largest microseconds. So on
+    DuckDB the microseconds are aggregated, and the result is a UTC time without a
+    time zone, which :func:`~healthscore.metrics.asof.epoch_seconds` reads alike.
+    """
+    if not on_duckdb:
+        return column.max() if latest else column.min()
+    micros = _epoch_us(column)
+    return _time_from_us(micros.max() if latest else micros.min())
+
 
 # Each builder adds the aggregates its metric needs (names starting with "_") and
 # returns the final value as a function of the aggregated table.
@@ -79,6 +111,7 @@ class _EventsAsOf:
         events = store.table("events")
         self.table = events.filter(events.occurred_at < timestamp_literal(end))
         self.end = end
+        self.on_duckdb = store.backend.name == "duckdb"
 
     def within(self, days: int) -> ir.BooleanValue:
         """Select the last ``days`` days, the as-of date included."""
@@ -124,11 +157,11 @@ class _EventsAsOf:
 
     def first_at(self) -> ir.TimestampValue:
         """Return the time of the first event up to the period end."""
-        return self.table.occurred_at.min()
+        return _time_extreme(self.table.occurred_at, self.on_duckdb, latest=False)
 
     def last_at(self) -> ir.TimestampValue:
         """Return the time of the last event up to the period end."""
-        return self.table.occurred_at.max()
+        return _time_extreme(self.table.occurred_at, self.on_duckdb, latest=True)
 
 
 class _RollupAsOf:
@@ -146,6 +179,7 @@ class _RollupAsOf:
         self.feature_table = feature_days.filter(feature_days.day < self.end_day)
         self.feature_window_days = 0
         self.end = end
+        self.on_duckdb = store.backend.name == "duckdb"
 
     def within(self, days: int, table: ir.Table | None = None) -> ir.BooleanValue:
         """Select the last ``days`` days, the as-of date included."""
@@ -186,11 +220,11 @@ class _RollupAsOf:
 
     def first_at(self) -> ir.TimestampValue:
         """Return the time of the first event up to the period end."""
-        return self.table.first_at.min()
+        return _time_extreme(self.table.first_at, self.on_duckdb, latest=False)
 
     def last_at(self) -> ir.TimestampValue:
         """Return the time of the last event up to the period end."""
-        return self.table.last_at.max()
+        return _time_extreme(self.table.last_at, self.on_duckdb, latest=True)
 
 
 _EventSource = _EventsAsOf | _RollupAsOf
