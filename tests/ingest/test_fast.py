@@ -411,3 +411,23 @@ def test_scan_csv_across_chunks(tmp_path):
     path = tmp_path / "file.csv"
     path.write_bytes(text.encode())
     assert _scan_csv(path, '"') == (header, 3, True)
+
+
+def test_fast_first_load_keeps_order_setting(tmp_path, caplog):
+    rows = [[f"e{i}", "A1", "login", "2024-01-01T00:00:00Z", "1"] for i in range(5)]
+    first = write_events(tmp_path, rows, "first.csv")
+    second = write_events(tmp_path, rows[:2] + [rows[0]], "second.csv")
+
+    with (
+        Store.open(tmp_path / "store.duckdb") as store,
+        caplog.at_level(logging.DEBUG, logger="healthscore.ingest.loader"),
+    ):
+        loaded = [ingest_file(store, "events", path) for path in (first, second)]
+        setting = store.backend.con.execute(
+            "SELECT current_setting('preserve_insertion_order')"
+        ).fetchone()[0]
+
+    assert FAST_MESSAGE in caplog.text
+    assert setting is True
+    assert (loaded[0].accepted, loaded[0].duplicates) == (5, 0)
+    assert (loaded[1].accepted, loaded[1].duplicates) == (0, 3)

@@ -30,6 +30,7 @@ microsecond units. Mappings without ``formats``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import logging
@@ -337,8 +338,11 @@ def _string_sql(
     # The markers are ASCII, so their length in bytes (strlen) is their length.
     longest = max(len(marker.encode()) for marker in NULL_MARKERS)
     cleaned = f"_hs_s{position}"
+    # DuckDB 1.5.6 plans "IN" with this many values as a hash join, which loses
+    # the file's row order. list_contains stays a plain function.
     first = [
-        f"CASE WHEN strlen({source}) <= {longest} AND lower({source}) IN ({markers}) "
+        f"CASE WHEN strlen({source}) <= {longest} AND "
+        f"list_contains([{markers}], lower({source})) "
         f"THEN NULL ELSE {source} END AS {cleaned}",
     ]
     typed = f"_hs_t{position}"
@@ -494,6 +498,7 @@ class DuckDBLoad:
         self._key = KEY_COLUMNS[self.entity]
         self._source_id = SOURCE_IDS.get(self.entity)
         self._created: list[str] = []
+        self._table_had_rows = False
 
     def run(
         self, batch_rows: int, chunk_rows: int, written: Callable[[int], None]
@@ -510,6 +515,9 @@ class DuckDBLoad:
         MappingError
             If a constant in the mapping does not parse as its column's type.
         """
+        self._table_had_rows = bool(
+            self._scalar(f"SELECT count(*) FROM (SELECT 1 FROM {self._table} LIMIT 1)")
+        )
         try:
             if not self._insert_rows(batch_rows, chunk_rows, written):
                 self._delete_load()
@@ -632,9 +640,10 @@ class DuckDBLoad:
             f"(SELECT {first} FROM {self._source_sql()}))) WHERE {condition}"
         )
         try:
-            return _run_with_progress(
-                self._connection, sql, self._source.rows, chunk_rows, written
-            )
+            with _insertion_order(self._connection, keep=self._table_had_rows):
+                return _run_with_progress(
+                    self._connection, sql, self._source.rows, chunk_rows, written
+                )
         except duckdb.Error as exc:
             logger.debug("%s needs the batch path: %s", self._source.path, exc)
             return None
@@ -930,13 +939,9 @@ class DuckDBLoad:
 
     def _compare_with_store(self) -> None:
         """Drop rows whose key is stored; replace changed users."""
-        key = _quote(self._key)
-        stored = self._scalar(
-            f"SELECT count(*) FROM (SELECT 1 FROM {self._table} WHERE NOT "
-            f"{self._this_load()} LIMIT 1)"
-        )
-        if not stored:
+        if not self._table_had_rows:
             return
+        key = _quote(self._key)
         new = f"SELECT {key} FROM {self._table} WHERE {self._this_load()}"
         # Only the key is read from every stored row: selecting all columns made
         # DuckDB decompress each of them, which doubled the time on large tables.
@@ -999,6 +1004,29 @@ class DuckDBLoad:
             f"SELECT count(*) {this_load} AND account_id NOT IN "
             "(SELECT account_id FROM accounts)"
         )
+
+
+@contextlib.contextmanager
+def _insertion_order(
+    connection: duckdb.DuckDBPyConnection, keep: bool
+) -> Iterator[None]:
+    """Let DuckDB insert rows out of the file's order unless ``keep`` is true.
+
+    Measured with DuckDB 1.5.6 on 2 cores, 2 million CSV rows went into an empty
+    table in 2.1 s out of order and in 2.55 s in order, with the same checkpoint
+    time. After 140,000 rows were appended to a table of 52 million, the checkpoint
+    took 0.57 s when they went in in file order and 0.98 s when they did not.
+    """
+    if keep:
+        yield
+        return
+    row = connection.execute("SELECT current_setting('preserve_insertion_order')")
+    before = bool(row.fetchone()[0])
+    connection.execute("SET preserve_insertion_order = false")
+    try:
+        yield
+    finally:
+        connection.execute(f"SET preserve_insertion_order = {str(before).lower()}")
 
 
 def _run_with_progress(
