@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import numpy as np
 import pyarrow as pa
@@ -18,6 +19,7 @@ from healthscore.store.spark import (
     open_spark_store,
     open_spark_url,
     parse_spark_url,
+    session_settings,
 )
 from tests.metrics.conftest import write_rows
 from tests.spark.test_parity import assert_frames_match
@@ -227,3 +229,25 @@ def test_open_spark_url_reads_database(spark, small_store):
 
     assert frame["account_id"].tolist() == ["a1", "a2"]
     assert frame["arr"].tolist() == [1200.0, 99.5]
+
+
+def test_session_settings_local_on_loopback(monkeypatch):
+    monkeypatch.delenv("SPARK_LOCAL_IP", raising=False)
+
+    settings = session_settings("local[2]", {"spark.ui.enabled": "false"})
+
+    assert settings["spark.driver.host"] == "127.0.0.1"
+    assert settings["spark.driver.bindAddress"] == "127.0.0.1"
+    assert settings["spark.ui.enabled"] == "false"
+    assert os.environ["SPARK_LOCAL_IP"] == "127.0.0.1"
+
+
+def test_session_settings_keep_given_and_remote(monkeypatch):
+    monkeypatch.setenv("SPARK_LOCAL_IP", "10.0.0.5")
+
+    local = session_settings("local[*]", {"spark.driver.host": "10.0.0.5"})
+    remote = session_settings("spark://head:7077", {"spark.ui.enabled": "false"})
+
+    assert local["spark.driver.host"] == "10.0.0.5"
+    assert os.environ["SPARK_LOCAL_IP"] == "10.0.0.5"
+    assert remote == {"spark.ui.enabled": "false"}

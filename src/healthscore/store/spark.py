@@ -49,6 +49,7 @@ __all__ = [
     "open_spark_store",
     "open_spark_url",
     "parse_spark_url",
+    "session_settings",
     "spark_session",
     "stored_tables",
 ]
@@ -56,6 +57,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SPARK_URL_PREFIX = "spark://"
+# The address a local session's driver listens on.
+LOOPBACK = "127.0.0.1"
 
 # A database name that Spark accepts unquoted.
 _DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -211,9 +214,24 @@ def local_session(master: str = "local[*]", **conf: str) -> SparkSession:
     session_class = _import_spark_session()
     builder = session_class.builder.master(master)
     builder = builder.config("spark.sql.session.timeZone", "UTC")
-    for key, value in conf.items():
+    for key, value in session_settings(master, conf).items():
         builder = builder.config(key, value)
     return _start(builder, master)
+
+
+def session_settings(master: str, conf: dict[str, str]) -> dict[str, str]:
+    """Return ``conf`` with the loopback address as driver host for a local master.
+
+    A ``local[...]`` session then serves its driver on 127.0.0.1 only, and no other
+    machine can reach it. ``conf`` overrides these defaults. For a local master
+    this also sets the environment variable ``SPARK_LOCAL_IP`` to 127.0.0.1 when
+    it is unset, which Spark reads when its JVM starts.
+    """
+    if not master.startswith("local"):
+        return dict(conf)
+    os.environ.setdefault("SPARK_LOCAL_IP", LOOPBACK)
+    defaults = {"spark.driver.host": LOOPBACK, "spark.driver.bindAddress": LOOPBACK}
+    return {**defaults, **conf}
 
 
 @contextlib.contextmanager
