@@ -70,7 +70,7 @@ def test_simulated_demo_writes_report(simulated):
 def test_simulated_demo_rejects_short_run(tmp_path):
     with (
         Store.open(tmp_path / "s.duckdb") as store,
-        pytest.raises(ConfigError, match="--days 60 is too short"),
+        pytest.raises(ConfigError, match="--days 60 is too short") as caught,
     ):
         run_simulated_demo(
             store,
@@ -78,6 +78,7 @@ def test_simulated_demo_rejects_short_run(tmp_path):
             SimulationConfig(accounts=10, days=60),
             step=lambda text: None,
         )
+    assert f"Pass --days {OUTCOME_DAYS + 31} or more" in str(caught.value)
 
 
 def test_demo_command_simulated(tmp_path):

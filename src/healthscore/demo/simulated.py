@@ -61,7 +61,8 @@ def run_simulated_demo(
         raise ConfigError(
             f"--days {config.days} is too short for the simulated demo; expected more "
             f"than {OUTCOME_DAYS + 30}, because scores are checked against churn in "
-            f"the last {OUTCOME_DAYS} days. Pass --days 180 or more.",
+            f"the last {OUTCOME_DAYS} days. Pass --days {OUTCOME_DAYS + 31} or more; "
+            "180 gives the scores more history.",
             field="days",
         )
     step(
