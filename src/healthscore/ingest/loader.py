@@ -737,6 +737,8 @@ def _compare_with_store(
     stored_keys = pd.Series(stored.column(key).to_pylist(), dtype="object")
     exists = keys.isin(set(stored_keys))
     if entity not in ("accounts", "users"):
+        # NOTE: a stored event, survey answer or ticket is never replaced, so a
+        # ticket sent again with a new status or resolved_at keeps its old values.
         return keys[~exists], keys.iloc[0:0], int(exists.sum())
 
     attributes = None
