@@ -541,11 +541,12 @@ def _read_until_restart(
             else:
                 rejected.append(_wrong_width_row(number, columns, fields))
     except csv.Error as exc:
+        record_lines = lines[start : position + reader.line_num]
         rejected.append(
             RejectedRow(
                 start - header_index,
                 _text_json({_LINE_KEY: lines[start]}),
-                f"the row is not valid CSV ({exc}); fix the quoting in the file",
+                _csv_error_reason(exc, record_lines, quote),
                 "malformed_row",
             )
         )
@@ -560,6 +561,24 @@ def _read_until_restart(
         rejected.append(_unbalanced_quote_row(number, lines[last_first], quote))
         return last_first + 1
     return len(lines)
+
+
+def _csv_error_reason(exc: csv.Error, record_lines: list[str], quote: str) -> str:
+    """Explain a ``csv.Error`` on the record made of ``record_lines``."""
+    if "field larger than field limit" not in str(exc):
+        return f"the row is not valid CSV ({exc}); fix the quoting in the file"
+
+    too_long = (
+        f"a value is longer than {csv.field_size_limit():,} characters, the maximum "
+        "of Python's CSV reader"
+    )
+    fix = "shorten the value, or convert the file to JSON Lines or Parquet"
+    if len(record_lines) == 1 and record_lines[0].count(quote) % 2 == 0:
+        return f"{too_long}; {fix}, which have no such limit"
+    return (
+        f"{too_long}, or a quote ({quote}) opens a value and never closes; "
+        f"close the quote, or {fix}, which have no such limit"
+    )
 
 
 def _ends_inside_quotes(lines: list[str], delimiter: str, quote: str) -> bool:
