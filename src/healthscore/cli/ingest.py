@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import ibis
+import pandas as pd
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -23,6 +24,10 @@ from healthscore.cli._common import (
 )
 from healthscore.cli._spark import open_read_store
 from healthscore.ingest import IngestResult, ingest_file, load_mapping
+
+#: Default number of characters of each row's raw values that `healthscore quarantine`
+#: shows.
+RAW_PREVIEW_CHARS = 200
 
 
 class Entity(StrEnum):
@@ -146,28 +151,80 @@ def quarantine(
     limit: Annotated[
         int, typer.Option("--limit", min=1, help="Maximum number of rows to show.")
     ] = 20,
+    raw_chars: Annotated[
+        int,
+        typer.Option(
+            "--raw-chars",
+            min=1,
+            help="Maximum number of characters of each row's raw values to show. "
+            "Longer values end with the count of characters not shown, and the "
+            "store keeps them whole.",
+        ),
+    ] = RAW_PREVIEW_CHARS,
     store: ReadStoreOption = None,
 ) -> None:
-    """Show rejected input rows with their row number, reason and raw values."""
+    """Show rejected input rows with their row number, reason and raw values.
+
+    The raw values are the JSON text stored in the quarantine table, cut after
+    --raw-chars characters.
+    """
     with open_read_store(store, tables=("quarantine",)) as opened:
         rows = opened.table("quarantine")
         if load is not None:
             rows = rows.filter(rows.load_id == load)
         total = rows.count().execute()
-        first_rows = (
-            rows.order_by(["quarantined_at", "row_number"]).limit(limit).to_pandas()
-        )
+        first_rows = _first_rows(rows, limit, raw_chars)
 
     table = Table(title=f"Quarantined rows ({total:,} in all)", title_justify="left")
     for column in ("entity", "source", "row", "reason", "raw values"):
         table.add_column(column, overflow="fold")
     for row in first_rows.itertuples():
-        raw = json.dumps(json.loads(row.raw), ensure_ascii=False)
         table.add_row(
             row.entity,
             escape(Path(row.source).name),
             str(row.row_number),
             escape(row.reason),
-            escape(raw),
+            escape(shorten_raw(row.raw_head, row.raw_length)),
         )
     console.print(table)
+
+
+def _first_rows(rows: ibis.Table, limit: int, raw_chars: int) -> pd.DataFrame:
+    """Fetch the first rows with only the start and the length of ``raw``.
+
+    A raw value can be many megabytes, so the database cuts it and the full text
+    never leaves the store.
+    """
+    cut = rows.select(
+        "entity",
+        "source",
+        "row_number",
+        "reason",
+        "quarantined_at",
+        raw_head=rows.raw.left(raw_chars),
+        raw_length=rows.raw.length(),
+    )
+    return cut.order_by(["quarantined_at", "row_number"]).limit(limit).to_pandas()
+
+
+def shorten_raw(head: str, length: int) -> str:
+    """Format the start of a raw value for display, with the count of characters cut.
+
+    Parameters
+    ----------
+    head
+        The first characters of the raw value.
+    length
+        The length of the whole raw value, in characters.
+
+    Returns
+    -------
+    str
+        ``head`` itself when it is the whole value, else ``head`` followed by
+        ``"… (N more characters)"``.
+    """
+    hidden = length - len(head)
+    if hidden <= 0:
+        return head
+    unit = "character" if hidden == 1 else "characters"
+    return f"{head}… ({hidden:,} more {unit})"
