@@ -204,30 +204,8 @@ def predict_bgnbd_purchases(
         Expected purchase days from 1997-10-01 to 1998-06-30, indexed by
         ``customers``.
     """
-    from lifetimes import BetaGeoFitter
-    from lifetimes.utils import summary_data_from_transaction_data
-
-    end = pd.Timestamp(methods.CDNOW_AS_OF)
-    summary = summary_data_from_transaction_data(
-        log[log["date"] <= end],
-        "customer_id",
-        "date",
-        observation_period_end=end,
-        freq="D",
-    ).reindex(customers)
-    frequency = summary["frequency"]
-    recency = summary["recency"] / 7.0
-    age = summary["T"] / 7.0
-
-    fitter = BetaGeoFitter(penalizer_coef=0.0)
-    fitter.fit(frequency[fit_on], recency[fit_on], age[fit_on])
-    weeks = (pd.Timestamp(methods.CDNOW_HOLDOUT_END) - end).days / 7.0
-    # lifetimes 0.11.3 evaluates two forms of the hypergeometric term for every
-    # customer and keeps the finite one, so the other may overflow or be invalid.
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        expected = fitter.conditional_expected_number_of_purchases_up_to_time(
-            weeks, frequency, recency, age
-        )
+    risks = methods.fit_bgnbd(log, customers, fit_on=fit_on)
+    expected = -risks["expected purchases"]
     return pd.Series(np.asarray(expected, dtype=np.float64), index=customers)
 
 

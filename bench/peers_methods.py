@@ -463,13 +463,16 @@ def _raises_churn(values: pd.Series, churned: np.ndarray) -> bool:
     return bool(np.corrcoef(values.to_numpy(np.float64), churned)[0, 1] > 0)
 
 
-def fit_bgnbd(log: pd.DataFrame, customers: pd.Index) -> dict[str, np.ndarray]:
+def fit_bgnbd(
+    log: pd.DataFrame, customers: pd.Index, fit_on: pd.Index | None = None
+) -> dict[str, np.ndarray]:
     """Fit lifetimes' BG/NBD model on the calibration period of the CDNOW log.
 
     The model reads only purchases up to 1997-09-30 and no outcome. Time is in weeks,
     as in Fader, Hardie and Lee (2005). Two risks come back, each in the order of
     ``customers``: minus the expected number of purchases in the 39-week hold-out,
-    and minus the probability that the customer is still alive.
+    and minus the probability that the customer is still alive. With ``fit_on``,
+    only those customers' purchases fit the model's four parameters.
 
     NOTE: lifetimes 0.11.3 returns NaN expected purchases for customers without a
     repeat purchase when the fitted ``a + b`` is below 1, which happens on small
@@ -491,11 +494,12 @@ def fit_bgnbd(log: pd.DataFrame, customers: pd.Index) -> dict[str, np.ndarray]:
     age = summary["T"] / 7.0
 
     fitter = BetaGeoFitter(penalizer_coef=0.0)
-    fitter.fit(frequency, recency, age)
+    fitted = customers if fit_on is None else fit_on
+    fitter.fit(frequency[fitted], recency[fitted], age[fitted])
     weeks = (pd.Timestamp(CDNOW_HOLDOUT_END) - end).days / 7.0
     # lifetimes 0.11.3 evaluates two forms of the hypergeometric term for every
-    # customer and keeps the finite one, so the log of the other may be invalid.
-    with np.errstate(invalid="ignore"):
+    # customer and keeps the finite one, so the other may overflow or be invalid.
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         expected = fitter.conditional_expected_number_of_purchases_up_to_time(
             weeks, frequency, recency, age
         )
