@@ -388,7 +388,7 @@ def test_fast_random_events_match_batch_path(tmp_path_factory, caplog, rows):
     ("text", "expected"),
     [
         ("a,b\n1,2\n3,4\n", ("a,b", 3, False)),
-        # The first line ends at a line feed only; open_fast_source sends a file
+        # The first line ends at a line feed only. open_fast_source sends a file
         # whose header contains a carriage return to the batch path.
         ("a,b\r1,2\r3,4", ("a,b\r1,2\r3,4", 3, False)),
         ("a,b\r\n1,2\r\n", ("a,b", 2, False)),

@@ -280,8 +280,10 @@ def _scan_csv(path: Path, quote: str) -> tuple[str, int, bool]:
         # as bytes.count, in chunks of 1 MiB.
         while chunk := handle.read(HASH_CHUNK_BYTES):
             data = np.frombuffer(chunk, dtype=np.uint8)
-            feeds = int(np.count_nonzero(data == 10))
-            returns = int(np.count_nonzero(data == 13)) if b"\r" in chunk else 0
+            is_feed = data == 10
+            has_returns = b"\r" in chunk
+            feeds = int(np.count_nonzero(is_feed))
+            returns = int(np.count_nonzero(data == 13)) if has_returns else 0
             line_feeds += feeds
             carriage_returns += returns
             last = chunk[-1:]
@@ -291,11 +293,12 @@ def _scan_csv(path: Path, quote: str) -> tuple[str, int, bool]:
             if spans_lines:
                 continue
             if quote_byte not in chunk:
-                # Inside a quoted value, every line end of this chunk is in it.
+                # A quote left open by earlier chunks puts every line end here
+                # inside a value.
                 spans_lines = parity == 1 and feeds + returns > 0
                 continue
             counts = np.cumsum(data == quote_byte, dtype=np.int64) + parity
-            ends = (data == 10) | (data == 13)
+            ends = is_feed | (data == 13) if has_returns else is_feed
             spans_lines = bool((counts[ends] & 1).any())
             parity = int(counts[-1] & 1)
     lines = line_feeds or carriage_returns
