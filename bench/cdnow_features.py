@@ -73,7 +73,7 @@ LINEAR_ONLY_MAX_DISTINCT = 10
 
 @dataclass(frozen=True)
 class Result:
-    """One ranking scored on one group of customers."""
+    """ROC AUC of one ranking on one group of customers."""
 
     ranking: str
     scored_on: str
@@ -89,7 +89,7 @@ def main() -> int:
 
     if not options.data.is_file():
         logger.error(
-            "CDNOW file %s not found; pass --data with the path of CDNOW_master.txt",
+            "CDNOW file %s not found. Pass --data with the path of CDNOW_master.txt.",
             options.data,
         )
         return 2
@@ -102,7 +102,8 @@ def main() -> int:
     scores = score_test_half(data.log, features, bought, development, test)
     outcome = bought[test].to_numpy()
     results = [
-        _result(name, "test half", outcome, score) for name, score in scores.items()
+        _measure_auc(name, "test half", outcome, score)
+        for name, score in scores.items()
     ]
     results.append(cross_validate_winner(data.log, features, bought))
     purchase_days = features.loc[test, "purchase_days"]
@@ -184,17 +185,18 @@ def split_customers(bought: pd.Series, seed: int = SEED) -> tuple[pd.Index, pd.I
 def predict_bgnbd_purchases(
     log: pd.DataFrame, fit_on: pd.Index, customers: pd.Index
 ) -> pd.Series:
-    """Fit BG/NBD on some customers and predict everyone's hold-out purchases.
+    """Fit BG/NBD on ``fit_on`` and predict the hold-out purchases of ``customers``.
 
-    The model is lifetimes' ``BetaGeoFitter`` without a penalty on purchase days up
-    to 1997-09-30, in weeks, as ``peers_methods.fit_bgnbd`` fits it.
+    :func:`peers_methods.fit_bgnbd` fits lifetimes' ``BetaGeoFitter``, without a
+    penalty, on purchase days up to 1997-09-30 counted in weeks.
 
     Parameters
     ----------
     log
         The CDNOW log.
     fit_on
-        Customers whose purchases fit the model's four parameters.
+        Customers whose purchases fit the model's four parameters. Each must also
+        be in ``customers``.
     customers
         Customers to predict for.
 
@@ -230,8 +232,9 @@ class LogTerms(TransformerMixin, BaseEstimator):
 def build_logistic_model(log_terms: bool) -> Pipeline:
     """Build the logistic regression that every fitted ranking uses.
 
-    Missing values (``max_gap_days`` of one-day buyers) take the training median
-    plus a missing-value indicator column. Then the columns are standardised and a
+    With ``log_terms``, :class:`LogTerms` first appends the log terms. Missing
+    values (``max_gap_days`` of one-day buyers) take the training median plus a
+    missing-value indicator column. Then the columns are standardised and a
     logistic regression with scikit-learn's default L2 penalty (C = 1) is fitted.
     """
     steps = [
@@ -308,7 +311,9 @@ def score_groups(
     results = []
     for group, inside in (("one-day buyers", one_day), ("repeat buyers", ~one_day)):
         scored_on = f"test half, {group} only"
-        results.append(_result(WINNER_NAME, scored_on, outcome[inside], score[inside]))
+        results.append(
+            _measure_auc(WINNER_NAME, scored_on, outcome[inside], score[inside])
+        )
     return results
 
 
@@ -323,21 +328,24 @@ def cross_validate_winner(
     outcome = bought.to_numpy()
     held_out = np.empty(len(bought))
     splitter = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=SEED)
-    for number, (train, score) in enumerate(splitter.split(features, outcome)):
-        logger.info("cross-validation fold %d of %d", number + 1, FOLDS)
-        train_ids, score_ids = bought.index[train], bought.index[score]
+    folds = splitter.split(features, outcome)
+    for number, (train_positions, score_positions) in enumerate(folds, start=1):
+        logger.info("cross-validation fold %d of %d", number, FOLDS)
+        train_ids = bought.index[train_positions]
+        score_ids = bought.index[score_positions]
         expected = predict_bgnbd_purchases(log, train_ids, bought.index)
         fold = features.assign(bgnbd_expected=expected)
-        held_out[score] = fit_and_score(
+        held_out[score_positions] = fit_and_score(
             fold, bought, WINNER, True, train_ids, score_ids
         )
     scored_on = f"all, {FOLDS}-fold cross-validation"
-    return _result(WINNER_NAME, scored_on, outcome, held_out)
+    return _measure_auc(WINNER_NAME, scored_on, outcome, held_out)
 
 
-def _result(
+def _measure_auc(
     ranking: str, scored_on: str, outcome: np.ndarray, score: np.ndarray
 ) -> Result:
+    """Compute the ROC AUC of ``score`` against ``outcome``."""
     outcome = np.asarray(outcome, dtype=bool)
     return Result(
         ranking=ranking,
@@ -349,7 +357,7 @@ def _result(
 
 
 def format_table(results: list[Result]) -> str:
-    """Return the results as a Markdown table, ready to paste into the docs."""
+    """Format the results as a Markdown table, ready to paste into the docs."""
     lines = [
         "| ranking | scored on | customers | buyers | ROC AUC |",
         "| --- | --- | ---: | ---: | ---: |",

@@ -471,8 +471,9 @@ def fit_bgnbd(
     The model reads only purchases up to 1997-09-30 and no outcome. Time is in weeks,
     as in Fader, Hardie and Lee (2005). Two risks come back, each in the order of
     ``customers``: minus the expected number of purchases in the 39-week hold-out,
-    and minus the probability that the customer is still alive. With ``fit_on``,
-    only those customers' purchases fit the model's four parameters.
+    and minus the probability that the customer is still alive. With ``fit_on``, a
+    subset of ``customers``, only those customers' purchases fit the model's four
+    parameters.
 
     NOTE: lifetimes 0.11.3 returns NaN expected purchases for customers without a
     repeat purchase when the fitted ``a + b`` is below 1, which happens on small
@@ -494,11 +495,12 @@ def fit_bgnbd(
     age = summary["T"] / 7.0
 
     fitter = BetaGeoFitter(penalizer_coef=0.0)
-    fitted = customers if fit_on is None else fit_on
-    fitter.fit(frequency[fitted], recency[fitted], age[fitted])
+    fit_customers = customers if fit_on is None else fit_on
+    fitter.fit(frequency[fit_customers], recency[fit_customers], age[fit_customers])
     weeks = (pd.Timestamp(CDNOW_HOLDOUT_END) - end).days / 7.0
-    # lifetimes 0.11.3 evaluates two forms of the hypergeometric term for every
-    # customer and keeps the finite one, so the other may overflow or be invalid.
+    # lifetimes 0.11.3 computes two forms of the hypergeometric term for every
+    # customer and uses the second where the first is infinite, so the unused form
+    # may divide by zero, overflow or be invalid.
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         expected = fitter.conditional_expected_number_of_purchases_up_to_time(
             weeks, frequency, recency, age

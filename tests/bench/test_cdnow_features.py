@@ -1,5 +1,8 @@
-"""bench/cdnow_features.py: features against hand calculation on a tiny log, the
-development/test split, the log terms and the within-group AUCs."""
+"""Test bench/cdnow_features.py on a tiny CDNOW log and small hand-made outcomes.
+
+The features, the log terms and the within-group AUCs are checked against hand
+calculations, and the development/test split for stratification and repeatability.
+"""
 
 from __future__ import annotations
 
@@ -44,7 +47,7 @@ def test_build_features_hand_case(tiny):
     features = script.build_features(tiny.log)
 
     first = features.loc["00001"]
-    # Purchase days 1997-01-01, 03-01 and 08-01. The 11-15 line is in the hold-out.
+    # Purchase days 1997-01-01, 03-01 and 08-01. The 1997-11-15 line is in the hold-out.
     assert first["purchase_days"] == 3
     assert first["lines"] == 4
     assert first["first_day_dollars"] == 15.0
@@ -64,6 +67,7 @@ def test_build_features_one_day_buyer(tiny):
     assert np.isnan(second["max_gap_days"])
     assert second["lines"] == 1
     assert second["first_day_dollars"] == 12.0
+    # 00003 bought on 1997-03-20 and 1997-03-25 before the hold-out.
     assert features.loc["00003", "max_gap_days"] == 5
 
 
@@ -86,7 +90,7 @@ def test_read_cdnow_bought_in_holdout_only(tiny):
     }
 
 
-def _outcome(customers: int, buyers: int) -> pd.Series:
+def _random_outcome(customers: int, buyers: int) -> pd.Series:
     ids = [f"{number:05d}" for number in range(customers)]
     values = np.zeros(customers, dtype=bool)
     values[np.random.default_rng(7).choice(customers, buyers, replace=False)] = True
@@ -94,7 +98,7 @@ def _outcome(customers: int, buyers: int) -> pd.Series:
 
 
 def test_split_customers_stratified():
-    bought = _outcome(200, 60)
+    bought = _random_outcome(200, 60)
 
     development, test = script.split_customers(bought)
 
@@ -108,7 +112,7 @@ def test_split_customers_stratified():
 
 
 def test_split_customers_deterministic():
-    bought = _outcome(200, 60)
+    bought = _random_outcome(200, 60)
 
     development, test = script.split_customers(bought)
     again, _ = script.split_customers(bought)
