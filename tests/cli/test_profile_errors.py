@@ -37,8 +37,9 @@ def store(tmp_path):
     accounts = tmp_path / "accounts.csv"
     lines = ["account_id,segment,churned,seats,contract"]
     for i in range(20):
+        churned = "Yes" if i % 4 == 0 else "No"
         contract = "Yearly" if i % 2 else "Monthly"
-        lines.append(f"A{i:02d},SMB,{'Yes' if i % 4 == 0 else 'No'},{i + 1},{contract}")
+        lines.append(f"A{i:02d},SMB,{churned},{i + 1},{contract}")
     accounts.write_text("\n".join(lines) + "\n")
     path = tmp_path / "store.duckdb"
     result = run("ingest", "accounts", str(accounts), "--store", str(path))

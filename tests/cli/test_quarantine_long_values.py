@@ -96,10 +96,9 @@ def test_quarantine_short_value_whole(tmp_path):
     ingested = runner.invoke(
         app, ["ingest", "accounts", str(accounts), "--store", str(store)]
     )
+    assert ingested.exit_code == 0, ingested.output
 
     result = runner.invoke(app, ["quarantine", "--store", str(store)])
-
-    assert ingested.exit_code == 0, ingested.output
 
     assert result.exit_code == 0, result.output
     raw = stored_rejects(store)[0]["raw"]
@@ -109,7 +108,8 @@ def test_quarantine_short_value_whole(tmp_path):
 
 def test_ingest_unclosed_quote_names_both_causes(tmp_path):
     # The quote opened on row 1 never closes, so the reader runs through the
-    # following 200 lines of 1,000 characters and passes the 131,072 limit.
+    # following 200 lines of over 1,000 characters each and passes the 131,072
+    # character limit.
     filler = "".join(f"B{i},{'y' * 1000}\n" for i in range(200))
     accounts = tmp_path / "accounts.csv"
     accounts.write_text(f'account_id,name\nA1,"Acme\n{filler}')

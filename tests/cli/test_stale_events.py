@@ -36,7 +36,7 @@ def loaded(invoke, portfolio):
     return portfolio
 
 
-def test_score_no_stale_warning_without_event_metrics(invoke, loaded, tmp_path):
+def test_score_no_warning_without_event_metrics(invoke, loaded, tmp_path):
     profile = tmp_path / "no-events.yaml"
     profile.write_text(ACCOUNT_AND_SURVEY_PROFILE)
 
@@ -47,7 +47,7 @@ def test_score_no_stale_warning_without_event_metrics(invoke, loaded, tmp_path):
     assert "newest event" not in result.output
 
 
-def test_score_stale_warning_with_event_metrics(invoke, loaded):
+def test_score_warns_with_event_metrics(invoke, loaded):
     result = invoke("score", "--as-of", LATE_AS_OF, "--profile", str(loaded["profile"]))
 
     assert result.exit_code == 0, result.output

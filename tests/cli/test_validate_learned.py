@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from healthscore.cli import app
 from tests.predict.test_predictions import build_history_store
 
-# Labels of accounts observed on 2024-09-01 see churn up to 60 days later.
+# Accounts observed on 2024-09-01 are labelled by churn up to 60 days later.
 LEARN_AS_OF = "2024-09-01"
 LABELS_END = "2024-10-31"
 
@@ -19,7 +19,7 @@ def run(*args):
 
 @pytest.fixture(scope="module")
 def learned(tmp_path_factory):
-    """Learn a profile on the history store, whose churn dates run past 2024-10."""
+    """Learn a profile on the history store, where accounts churn from 2024-10-05."""
     folder = tmp_path_factory.mktemp("learned")
     store = folder / "store.duckdb"
     build_history_store(store).close()

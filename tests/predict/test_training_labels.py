@@ -31,9 +31,15 @@ PROFILE = textwrap.dedent(
     """
 )
 
-
-def with_learned(block: str) -> str:
-    return PROFILE + textwrap.dedent(block)
+# Observed on 2024-06-30 with a 90-day horizon, so churn up to 2024-09-28 counts.
+LEARNED_PROFILE = PROFILE + textwrap.dedent(
+    """\
+    learned:
+      observation_dates: [2024-06-30]
+      horizon_days: 90
+      labels_end: 2024-09-28
+    """
+)
 
 
 def test_learned_profile_records_labels():
@@ -58,16 +64,7 @@ def test_profile_without_learned_key():
 
 
 def test_learned_key_keeps_hash():
-    text = with_learned(
-        """\
-        learned:
-          observation_dates: [2024-06-30]
-          horizon_days: 90
-          labels_end: 2024-09-28
-        """
-    )
-
-    profile = parse_profile(text)
+    profile = parse_profile(LEARNED_PROFILE)
 
     assert profile.learned.labels_end == dt.date(2024, 9, 28)
     assert profile.hash == parse_profile(PROFILE).hash
@@ -111,16 +108,7 @@ def test_learned_key_invalid(block, field, message):
 
 
 def test_overlap_warning_names_dates():
-    profile = parse_profile(
-        with_learned(
-            """\
-            learned:
-              observation_dates: [2024-06-30]
-              horizon_days: 90
-              labels_end: 2024-09-28
-            """
-        )
-    )
+    profile = parse_profile(LEARNED_PROFILE)
     holdout = Split(TIME_HOLDOUT, "", as_of="2024-09-01")
 
     warnings = training_overlap_warnings(profile, holdout)
@@ -133,18 +121,10 @@ def test_overlap_warning_names_dates():
 
 
 def test_overlap_warning_boundaries():
-    profile = parse_profile(
-        with_learned(
-            """\
-            learned:
-              observation_dates: [2024-06-30]
-              horizon_days: 90
-              labels_end: 2024-09-28
-            """
-        )
-    )
+    profile = parse_profile(LEARNED_PROFILE)
 
-    # Churn on 2024-09-28 is in the labels; a hold-out after that day is clean.
+    # Churn on 2024-09-28 counts in the labels, so only a hold-out that starts
+    # after that day is free of them.
     on_end = Split(TIME_HOLDOUT, "", as_of="2024-09-28")
     day_before = Split(TIME_HOLDOUT, "", as_of="2024-09-27")
     every_account = Split(ALL_ACCOUNTS, "", as_of="2024-09-01")

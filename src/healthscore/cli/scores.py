@@ -205,7 +205,7 @@ def _explain_empty_run(profile: HealthProfile | ProfileSet) -> None:
 def _warn_if_data_is_old(
     store: str | None, as_of: dt.date, profile: HealthProfile | ProfileSet
 ) -> None:
-    """Warn when the profile reads events and the newest is long before the date.
+    """Warn when the profile uses events and the newest is long before ``as_of``.
 
     Usage metrics then measure the gap since the data ended rather than the
     customers, which a default --as-of of today makes easy to miss. A profile
@@ -231,9 +231,9 @@ def _warn_if_data_is_old(
 
 def _reads_events(store: Store, profile: HealthProfile | ProfileSet) -> bool:
     """Return whether any metric of the profile is computed from the events table."""
-    known = available_metrics(store)
+    available = available_metrics(store)
     return any(
-        resolve_metric(name, known).source == "events" for name in profile.metrics
+        resolve_metric(name, available).source == "events" for name in profile.metrics
     )
 
 

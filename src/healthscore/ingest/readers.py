@@ -564,7 +564,12 @@ def _read_until_restart(
 
 
 def _csv_error_reason(exc: csv.Error, record_lines: list[str], quote: str) -> str:
-    """Explain a ``csv.Error`` on the record made of ``record_lines``."""
+    """Return the quarantine reason for a ``csv.Error`` raised on ``record_lines``.
+
+    A record on one line with balanced quotes reaches the field size limit only
+    through a long value. Otherwise an unclosed quote may have made the reader run
+    on through later lines, so the reason names both causes.
+    """
     if "field larger than field limit" not in str(exc):
         return f"the row is not valid CSV ({exc}); fix the quoting in the file"
 

@@ -94,8 +94,8 @@ def learned_profile(
     str
         Profile YAML that :func:`healthscore.scoring.load_profile` accepts. Its
         ``learned`` mapping records the observation dates, the horizon and
-        ``labels_end``, the last day whose churn the labels saw, so that
-        `healthscore validate` can tell whether a hold-out overlaps them.
+        ``labels_end``, the last day whose churn counts in the labels, so that
+        `healthscore validate` can detect a hold-out that overlaps them.
 
     Raises
     ------
@@ -121,7 +121,9 @@ def learned_profile(
         )
 
     document = _document(name, measures, base_profile, model)
-    labels = TrainingLabels.of(training.observation_dates(), training.horizon_days)
+    labels = TrainingLabels.from_observations(
+        training.observation_dates(), training.horizon_days
+    )
     document["learned"] = labels.to_dict()
     text = _header(model, training) + yaml.safe_dump(
         document, sort_keys=False, allow_unicode=True, width=88

@@ -1264,12 +1264,19 @@ def _validate_profile(
 def training_overlap_warnings(
     profile: HealthProfile | ProfileSet, split: Split
 ) -> list[str]:
-    """Warn for each learned profile whose training labels reach into the hold-out.
+    """Return a warning for each learned profile whose labels reach into the hold-out.
 
     `healthscore learn` records in a profile's ``learned`` key the last day whose
-    churn its labels saw. A time-based hold-out counts churn after ``split.as_of``,
-    so a later ``labels_end`` means the profile was fitted on some of the outcomes
-    it is checked on, and its figures are optimistic.
+    churn counts in its labels. A time-based hold-out counts churn after
+    ``split.as_of``, so a later ``labels_end`` means the profile was fitted on some
+    of the outcomes it is checked on, and its figures are optimistic.
+
+    Parameters
+    ----------
+    profile
+        The profile or profile set being validated. Each member profile is checked.
+    split
+        The split that :func:`choose_split` chose.
 
     Returns
     -------

@@ -143,8 +143,8 @@ class TrainingLabels:
     horizon_days
         Days after each observation date in which a churn counted.
     labels_end
-        The last day whose churn the labels saw: the latest observation date plus
-        ``horizon_days``.
+        The last day whose churn counts in the labels, which is the latest
+        observation date plus ``horizon_days``.
     """
 
     observation_dates: tuple[dt.date, ...]
@@ -152,10 +152,10 @@ class TrainingLabels:
     labels_end: dt.date
 
     @classmethod
-    def of(
+    def from_observations(
         cls, observation_dates: Collection[dt.date], horizon_days: int
     ) -> TrainingLabels:
-        """Describe the labels of observation dates and a horizon."""
+        """Build the labels of these observation dates and compute ``labels_end``."""
         dates = tuple(sorted(observation_dates))
         end = dates[-1] + dt.timedelta(days=horizon_days)
         return cls(dates, horizon_days, end)
@@ -176,7 +176,8 @@ class HealthProfile:
     Build one with :func:`load_profile` or :func:`parse_profile`. ``source`` and
     ``text`` record where the profile came from, and ``learned`` the churn labels of a
     profile that `healthscore learn` wrote (None for other profiles). None of the
-    three takes part in equality or in :attr:`hash`, because none changes a score.
+    three takes part in equality or in :attr:`hash`, so the ``learned`` record leaves
+    a profile's hash as it was.
     """
 
     name: str
@@ -335,10 +336,10 @@ def parse_profile(text: str, path: str | Path | None = None) -> HealthProfile:
         The YAML document. Keys: ``name`` (required, ``[a-z0-9_-]+``),
         ``description``, ``applies_to: {segments: [...]}``, ``min_coverage`` (0..1,
         default 0.5), ``bands`` (list of ``{name, min}``, minimums strictly
-        decreasing and ending at 0), ``components`` (required) and ``learned``
-        (optional, see :class:`TrainingLabels`: ``observation_dates``,
-        ``horizon_days`` and ``labels_end``, which `healthscore learn` writes and
-        scoring ignores). Each component has ``name``, ``weight`` and
+        decreasing and ending at 0), ``components`` (required) and the optional
+        ``learned`` mapping of ``observation_dates``, ``horizon_days`` and
+        ``labels_end`` (see :class:`TrainingLabels`), which `healthscore learn`
+        writes and scoring ignores. Each component has ``name``, ``weight`` and
         ``measures``. Each measure has ``metric``, an optional ``name`` (default:
         the metric) and ``weight`` (default 1), and exactly one scheme:
         ``category``, ``linear``, ``thresholds`` or ``percentile``.
@@ -638,7 +639,9 @@ def _read_learned(raw: Any, where: Where) -> TrainingLabels | None:
     if horizon is None or labels_end is None or None in dates:
         raise where.failed()
 
-    labels = TrainingLabels.of([d for d in dates if d is not None], horizon)
+    labels = TrainingLabels.from_observations(
+        [d for d in dates if d is not None], horizon
+    )
     if labels.labels_end != labels_end:
         raise where.key("labels_end").error(
             f"expected {labels.labels_end.isoformat()}, the latest observation date "
@@ -649,7 +652,10 @@ def _read_learned(raw: Any, where: Where) -> TrainingLabels | None:
 
 
 def _read_date(value: Any, where: Where) -> dt.date:
-    """Return ``value`` as a date; YAML reads an unquoted YYYY-MM-DD as one."""
+    """Check that ``value`` is a date or YYYY-MM-DD text and return it as a date.
+
+    YAML already reads an unquoted YYYY-MM-DD as a date, and a quoted one as text.
+    """
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return value
     if isinstance(value, str):

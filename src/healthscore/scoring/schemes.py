@@ -477,11 +477,12 @@ def parse_scheme(raw: Mapping[Any, Any], where: Where) -> Scheme:
         If the measure names no scheme, several, or an invalid one.
     """
     kinds = [kind for kind in SCHEME_KINDS if kind in raw]
-    misspelt = [
-        k for k in SCHEME_KINDS if where.problems.is_misspelt(where.key(k).field)
-    ]
+    misspelt = any(
+        where.problems.is_misspelt(where.key(kind).field) for kind in SCHEME_KINDS
+    )
     if not kinds and misspelt:
-        # The unknown-key problem of the misspelt scheme already reports it.
+        # The unknown-key problem already names the misspelt scheme, so a second
+        # "names no scheme" problem would report the same mistake twice.
         raise where.failed()
     if len(kinds) != 1:
         found = "none" if not kinds else ", ".join(kinds)
